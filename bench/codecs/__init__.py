@@ -1,0 +1,68 @@
+"""Codec registry. Entries are strings and plain metadata: importing this never imports torch.
+
+Add a codec: write a `Codec` subclass in its own module and register it below with its metadata
+(the registry test checks the metadata against the class).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bench.registry import Registry, parse_spec
+
+log = logging.getLogger(__name__)
+
+CODECS = Registry("codec")
+
+CODECS.register(
+    "identity", "bench.codecs.classic:Identity",
+    sample_rate="input", channels="input", operating_points=(), frame_rate=None,
+    needs_weights=False, licence="-", description="passes audio through: the metrics' ceiling",
+)
+CODECS.register(
+    "opus", "bench.codecs.classic:Opus",
+    sample_rate=48000, channels=1, operating_points=(6, 8, 12, 16, 24, 32, 64), frame_rate=50,
+    needs_weights=False, licence="BSD-3-Clause (libopus)", description="Opus (RFC 6716) via PyAV/libopus",
+)
+CODECS.register(
+    "mp3", "bench.codecs.classic:MP3",
+    sample_rate=16000, channels=1, operating_points=(8, 16, 24, 32, 64), frame_rate=None,
+    needs_weights=False, licence="LGPL-2.0 (LAME)", description="MP3 via PyAV/libmp3lame",
+)
+CODECS.register(
+    "codec2", "bench.codecs.classic:Codec2",
+    sample_rate=8000, channels=1, operating_points=(0.7, 1.2, 1.3, 1.4, 1.6, 2.4, 3.2), frame_rate=None,
+    needs_weights=False, licence="LGPL-2.1 (libcodec2)", description="Codec 2 speech codec via pycodec2",
+)
+
+
+def load_codec(name: str, bitrate: float | None = None, **options: Any):
+    """Build a codec by name. `name` may carry options: "encodec:bandwidth=6", "opus:bitrate=6".
+
+    `bitrate` (kbps) picks the nearest operating point and logs which one was chosen; explicit
+    options win over the operating point's.
+    """
+    from bench.codecs.base import CodecError, check_options
+
+    base, spec_options = parse_spec(name)
+    options = {**spec_options, **options}
+    if "bitrate" in options:
+        bitrate = float(options.pop("bitrate"))
+    cls = CODECS.get(base)
+    if bitrate is not None:
+        point = cls.nearest_operating_point(float(bitrate))
+        if abs(point.kbps - bitrate) > 1e-6:
+            log.warning(
+                "%s: no operating point at %g kbps; using the nearest, %g kbps (%s). Available: %s kbps.",
+                base, bitrate, point.kbps, point.label or point.options,
+                ", ".join(f"{p.kbps:g}" for p in cls.operating_points()),
+            )
+        else:
+            log.info("%s: %g kbps -> %s", base, bitrate, point.label or point.options)
+        options = {**point.options, **options}
+    check_options(cls, options)
+    try:
+        return cls(**options)
+    except TypeError as err:  # a wrongly typed option
+        raise CodecError(f"codec {base!r}: {err}") from err

@@ -1,0 +1,89 @@
+"""The Metric protocol: a pure scoring function per item plus declarative metadata.
+
+`score(ref, rec, sample_rate, item)` takes float32 `[C, T]` arrays (numpy or torch) already at the
+metric's own sample rate when the runner calls it (the runner resamples; a direct caller passing
+another rate gets the audio resampled here) and returns named values for that item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+class MetricError(ValueError):
+    """The metric cannot score this item; the message says why (stored as a failure)."""
+
+
+@dataclass(frozen=True)
+class MetricMeta:
+    name: str
+    sample_rate: int | None  # Hz the metric computes at; None = at the codec's rate
+    higher_is_better: bool
+    domains: tuple[str, ...] = ()  # empty: applies to every domain
+    unit: str = ""
+    definition: str = ""
+    needs_text: bool = False  # WER-like metrics need a transcript
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Metric:
+    name: ClassVar[str] = ""
+    meta: MetricMeta
+    options: dict[str, Any]
+
+    def __init__(self, **options: Any):
+        self.options = options
+
+    def score(self, ref, rec, sample_rate: int, item=None) -> dict[str, float]:
+        raise NotImplementedError
+
+    @property
+    def key(self) -> str:
+        """The primary value's name in `score`'s dict (what tables show)."""
+        return self.name
+
+    def skip_reason(self, item) -> str | None:
+        """Why this metric does not apply to `item` (None if it does)."""
+        if item is None:
+            return None
+        if self.meta.domains and item.domain not in self.meta.domains:
+            return f"{self.name} applies to {'/'.join(self.meta.domains)}, not {item.domain}"
+        if self.meta.needs_text and not item.text:
+            return f"{self.name} needs a transcript and item {item.id} has none"
+        return None
+
+    def aggregate(self, rows: list[dict[str, float]]) -> float:
+        """Task-level value from per-item dicts (mean of the primary value by default)."""
+        values = [r[self.key] for r in rows if self.key in r]
+        return float(np.mean(values)) if values else float("nan")
+
+    def identity(self) -> str:
+        """Name plus every option that changes the numbers (part of each stored score's key)."""
+        from bench.registry import format_spec
+
+        return format_spec(self.name, self.options)
+
+    def rate_for(self, codec_rate: int) -> int:
+        return self.meta.sample_rate or codec_rate
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.identity()}>"
+
+
+def as_numpy(x) -> np.ndarray:
+    """Tensor or array `[C, T]` or `[T]` -> float64 numpy `[C, T]`."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x, dtype=np.float64)
+    return x[None] if x.ndim == 1 else x
+
+
+def check_pair(ref: np.ndarray, rec: np.ndarray, name: str) -> None:
+    if ref.shape != rec.shape:
+        raise MetricError(f"{name}: reference {tuple(ref.shape)} and reconstruction {tuple(rec.shape)} differ "
+                          "in shape; align them first (the runner trims/pads to the reference)")
