@@ -26,6 +26,8 @@ class MetricMeta:
     unit: str = ""
     definition: str = ""
     needs_text: bool = False  # WER-like metrics need a transcript
+    floor: bool = False  # also score the uncoded reference against itself and report it (e.g. the ASR's own WER)
+    level: str = "item"  # "item": score(ref, rec) per item; "task": a whole-task evaluation (the HEAR probe)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
