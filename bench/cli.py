@@ -1,0 +1,272 @@
+"""Command line: `bench run | report | list | weights`. Logging and progress bars are set up here only.
+
+Nothing heavy is imported at module level: `bench --help` and `bench list ...` never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger("bench")
+
+DEFAULT_TASKS = ("demo-speech", "demo-music", "demo-sound")
+
+# Operating points of the default run (kbps; None = the codec's only/default point). Codecs that need
+# weights join only when their weights are present.
+DEFAULT_POINTS: dict[str, tuple[float | None, ...]] = {
+    "identity": (None,),
+    "opus": (6, 12),
+    "mp3": (16, 32),
+    "codec2": (1.2, 3.2),
+    "encodec": (1.5, 6),
+    "dac": (1.0,),
+    "semanticodec": (0.63, 1.4),
+}
+
+
+class _CodecAction(argparse.Action):
+    """--codec NAME appends a codec; --bitrate K attaches to the --codec before it (several may follow)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        plan = getattr(namespace, "plan", None)
+        if plan is None:
+            plan = []
+            namespace.plan = plan
+        if option_string == "--codec":
+            for spec in _split_codecs(values):
+                plan.append([spec, []])
+        else:
+            if not plan:
+                parser.error("--bitrate must follow a --codec (e.g. --codec opus --bitrate 6)")
+            try:
+                plan[-1][1].extend(float(v) for v in values.split(","))
+            except ValueError:
+                parser.error(f"--bitrate takes kbps numbers, got {values!r}")
+
+
+def _split_codecs(text: str) -> list[str]:
+    """Split "opus,codec2" but keep "encodec:bandwidth=6,sample_rate=24000" whole."""
+    if ":" in text:
+        return [text]
+    return [t for t in text.split(",") if t]
+
+
+def _listish(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    out: list[str] = []
+    for v in values:
+        out.extend(p for p in v.split(",") if p) if ":" not in v else out.append(v)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench", description="Evaluate low-bitrate neural audio codecs.")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run codecs over tasks and score them (default: everything available)")
+    r.add_argument("--codec", action=_CodecAction, metavar="NAME[:OPTS]",
+                   help="codec, e.g. opus, encodec:bandwidth=6, semanticodec:token_rate=50 (repeatable)")
+    r.add_argument("--bitrate", action=_CodecAction, metavar="KBPS",
+                   help="operating point for the --codec before it; nearest supported is used (repeatable)")
+    r.add_argument("--task", action="append", metavar="NAME", help="task, e.g. demo-speech or files:DIR (repeatable)")
+    r.add_argument("--metric", action="append", metavar="NAME", help="metric, e.g. mel, wer, visqol (repeatable)")
+    r.add_argument("--out", default="bench-out", help="workspace folder (results.sqlite, cache, report)")
+    r.add_argument("--limit", type=int, help="use the first N items of each task")
+    r.add_argument("--device", default="cpu", help="torch device for neural codecs (cpu, cuda, cuda:1)")
+    r.add_argument("--jobs", type=int, help="worker processes (default: 2 for weight-free codecs, 1 for neural)")
+    r.add_argument("--weights", metavar="PATH", help="checkpoint file or folder for the neural codec(s)")
+    r.add_argument("--retry-failed", action="store_true", help="retry items recorded as failures")
+    r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+
+    rep = sub.add_parser("report", help="write tables and plots of a workspace")
+    rep.add_argument("--out", default="bench-out", help="workspace folder")
+
+    ls = sub.add_parser("list", help="list codecs, metrics or tasks (with metadata)")
+    ls.add_argument("what", choices=["codecs", "metrics", "tasks"])
+
+    w = sub.add_parser("weights", help="download or list model weights")
+    wsub = w.add_subparsers(dest="weights_command", required=True)
+    wf = wsub.add_parser("fetch", help="download the official checkpoints of a codec (needs a network)")
+    wf.add_argument("name", help="codec name: semanticodec, encodec, dac")
+    wf.add_argument("--dest", help="folder to download into (default: the bench cache)")
+    wf.add_argument("--variant", help="one variant only (e.g. 24khz, 16khz, tokenrate_100)")
+    wsub.add_parser("list", help="which weights are present in the cache")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s" if args.verbose else "bench: %(message)s")
+    if not args.verbose:
+        for noisy in ("numba", "matplotlib", "faster_whisper", "httpx", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return {"run": cmd_run, "report": cmd_report, "list": cmd_list, "weights": cmd_weights}[args.command](args)
+    except KeyboardInterrupt:
+        print("bench: interrupted; finished items are saved, run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - user-facing errors: one line, what to do
+        from bench.audio import AudioError
+        from bench.codecs.base import CodecError, WeightsMissingError
+        from bench.registry import UnknownNameError
+
+        if isinstance(err, (UnknownNameError, CodecError, WeightsMissingError, FileNotFoundError, AudioError,
+                            ValueError, ImportError)):
+            if args.verbose:
+                raise
+            print(f"bench: error: {err}", file=sys.stderr)
+            return 2
+        raise
+
+
+# -- run --------------------------------------------------------------------------------------------
+
+def default_plan() -> list[str]:
+    """Every registered codec whose weights are present, at the default operating points."""
+    from bench.codecs import CODECS
+
+    specs = []
+    for name, points in DEFAULT_POINTS.items():
+        if name not in CODECS:
+            continue
+        cls = CODECS.get(name)
+        available = getattr(cls, "weights_available", None)
+        if available is not None and not available():
+            log.info("%s: weights not present, left out of the default run (bench weights fetch %s)", name, name)
+            continue
+        specs += [name if p is None else f"{name}:bitrate={p:g}" for p in points]
+    return specs
+
+
+def _plan_specs(plan: list[list], weights: str | None) -> list[str]:
+    from bench.codecs import CODECS
+    from bench.registry import format_spec, parse_spec
+
+    specs = []
+    for spec, bitrates in plan:
+        name, options = parse_spec(spec)
+        entry = CODECS.entry(name)  # unknown names fail here, before any work
+        if weights and entry.meta.get("needs_weights"):
+            options.setdefault("weights", weights)
+        for b in bitrates or [None]:
+            opts = dict(options)
+            if b is not None:
+                opts["bitrate"] = b
+            specs.append(format_spec(name, opts))
+    return specs
+
+
+def cmd_run(args) -> int:
+    from bench.runner import run
+
+    plan = getattr(args, "plan", None)
+    codecs = _plan_specs(plan, args.weights) if plan else default_plan()
+    tasks = _listish(args.task) or list(DEFAULT_TASKS)
+    metrics = _listish(args.metric)
+    log.info("codecs: %s", ", ".join(codecs))
+    log.info("tasks: %s; metrics: %s", ", ".join(tasks), ", ".join(metrics) if metrics else "every applicable default")
+    started = time.perf_counter()
+    res = run(codecs=codecs, tasks=tasks, metrics=metrics, out=args.out, limit=args.limit, device=args.device,
+              jobs=args.jobs, progress=_tqdm_factory(), retry_failed=args.retry_failed)
+    frame = res.to_frame()
+    from bench.reports.tables import markdown_tables, sort_for_table
+
+    if not frame.empty:
+        print(markdown_tables(sort_for_table(frame)))
+    n_fail = len(res.failures())
+    wall = time.perf_counter() - started
+    print(f"{res.codec_work} item(s) ran through a codec (the rest came from the cache); "
+          f"{n_fail} failure(s) recorded; wall time {wall:.1f} s")
+    if not args.no_report:
+        from bench.reports.build import write_report
+
+        paths = write_report(res.store)
+        print(f"report: {paths['markdown']} (plots in {paths['markdown'].parent / 'plots'}, "
+              f"summary {paths['csv']}, failures {paths['failures']})")
+    return 0
+
+
+def _tqdm_factory():
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return lambda total, desc: tqdm(total=total, desc=desc, unit="item", leave=False)
+
+
+def cmd_report(args) -> int:
+    from bench.reports.build import write_report
+    from bench.store import ResultStore
+
+    if not (Path(args.out) / "results.sqlite").exists():
+        print(f"bench: error: no results in {args.out}; run `bench run --out {args.out}` first", file=sys.stderr)
+        return 2
+    paths = write_report(ResultStore(args.out))
+    print(f"report: {paths['markdown']}")
+    return 0
+
+
+# -- list -------------------------------------------------------------------------------------------
+
+def cmd_list(args) -> int:
+    if args.what == "codecs":
+        from bench.codecs import CODECS
+
+        rows = [("name", "sample rate", "kbps (operating points)", "frames/s", "weights", "licence")]
+        for e in CODECS.entries():
+            m = e.meta
+            points = ", ".join(f"{p:g}" for p in m.get("operating_points", ())) or "-"
+            rows.append((e.name, str(m.get("sample_rate", "")), points, str(m.get("frame_rate") or "-"),
+                         "needed" if m.get("needs_weights") else "none", str(m.get("licence", ""))))
+    elif args.what == "metrics":
+        from bench.metrics import METRICS
+
+        rows = [("name", "sample rate", "better", "domains", "description")]
+        for e in METRICS.entries():
+            m = e.meta
+            rows.append((e.name, str(m.get("sample_rate") or "codec"), "higher" if m.get("higher_is_better") else "lower",
+                         "/".join(m.get("domains", ())) or "all", str(m.get("description", ""))))
+    else:
+        from bench.tasks import TASKS
+
+        rows = [("name", "domain", "description")]
+        for e in TASKS.entries() + TASKS.prefix_entries():
+            name = e.name if e in TASKS.entries() else f"{e.name}:PATH"
+            rows.append((name, str(e.meta.get("domain", "")), str(e.meta.get("description", ""))))
+    _print_rows(rows)
+    return 0
+
+
+def _print_rows(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for j, r in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if j == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+# -- weights ----------------------------------------------------------------------------------------
+
+def cmd_weights(args) -> int:
+    from bench.codecs import weights
+
+    if args.weights_command == "fetch":
+        path = weights.fetch(args.name, dest=args.dest, variant=args.variant)
+        print(f"weights for {args.name} in {path}")
+        return 0
+    rows = [("codec", "variant", "present", "where")]
+    for r in weights.list_weights():
+        rows.append((r["codec"], r["variant"], "yes" if r["present"] else "no", str(r["where"])))
+    _print_rows(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

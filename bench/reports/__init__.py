@@ -1,0 +1,1 @@
+"""Reports read only the result store: tables (Markdown, CSV), plots (PNG)."""

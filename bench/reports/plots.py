@@ -1,0 +1,58 @@
+"""PNG plots: each metric against measured bitrate, one line per codec, one panel per task/domain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench.store import REFERENCE
+
+# Rows drawn as horizontal lines rather than points: their "bitrate" is uncompressed PCM or none at all.
+_LEVEL_CODECS = ("identity", REFERENCE)
+
+
+def plot_metrics(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for metric, part in frame.groupby("metric", sort=False):
+        tasks = list(dict.fromkeys(part.task))
+        fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False)
+        for ax, task in zip(axes[0], tasks):
+            sub = part[part.task == task]
+            _panel(ax, sub, metric, task)
+        fig.tight_layout()
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in metric)
+        path = out_dir / f"{name}_vs_bitrate.png"
+        fig.savefig(path, dpi=130)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def _panel(ax, sub: pd.DataFrame, metric: str, task: str) -> None:
+    points = sub[~sub.codec.isin(_LEVEL_CODECS) & sub.bitrate_kbps.notna() & sub.value.notna()]
+    for codec, rows in points.groupby("codec"):
+        rows = rows.sort_values("bitrate_kbps")
+        label = codec + (" [random weights]" if rows.random_weights.any() else "")
+        ax.plot(rows.bitrate_kbps, rows.value, marker="o", label=label)
+    styles = {"identity": ("k", "--", "identity (uncoded)"), REFERENCE: ("grey", ":", "reference (uncoded)")}
+    for codec, (colour, dash, label) in styles.items():
+        level = sub[(sub.codec == codec) & sub.value.notna()]
+        if not level.empty:
+            ax.axhline(float(level.value.iloc[0]), color=colour, linestyle=dash, linewidth=1, label=label)
+    if not points.empty and np.nanmin(points.bitrate_kbps) > 0:
+        ax.set_xscale("log")
+    arrow = "higher is better" if sub.higher_is_better.any() else "lower is better"
+    ax.set_xlabel("measured bitrate (kbps)")
+    ax.set_ylabel(f"{metric} ({arrow})")
+    ax.set_title(f"{task} ({sub.domain.iloc[0]})" if "domain" in sub and len(sub) else task)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)

@@ -1,0 +1,66 @@
+"""Markdown and CSV tables from the summary frame (see bench.reports.frame)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from bench.store import REFERENCE
+
+
+def _fmt(value: float, metric: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if metric.startswith("wer"):
+        return f"{100 * value:.1f}%"
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+
+
+def _row_label(r: pd.Series) -> str:
+    if r.fingerprint == REFERENCE:
+        return "reference (uncoded)"
+    label = str(r.label)
+    if r.random_weights:
+        label += " [random weights]"
+    return label
+
+
+def markdown_tables(frame: pd.DataFrame) -> str:
+    """One table per task: a row per codec/operating point, a column per metric (with its direction)."""
+    if frame.empty:
+        return "_No results yet._\n"
+    out = []
+    for task, part in frame.groupby("task", sort=False):
+        metrics = list(dict.fromkeys(part.metric))
+        arrows = {m: ("↑" if part[part.metric == m].higher_is_better.iloc[0] else "↓") for m in metrics}
+        head = ["codec", "kbps"] + [f"{m} {arrows[m]}" for m in metrics] + ["items", "failed"]
+        lines = [f"### {task} ({part.domain.iloc[0]})", "", "| " + " | ".join(head) + " |",
+                 "|" + "|".join(["---"] * len(head)) + "|"]
+        for fp, rows in part.groupby("fingerprint", sort=False):
+            first = rows.iloc[0]
+            kbps = "-" if pd.isna(first.bitrate_kbps) else f"{first.bitrate_kbps:.3g}"
+            values = {r.metric: r for r in rows.itertuples(index=False)}
+            cells = [_fmt(values[m].value, m) if m in values else "" for m in metrics]
+            n = int(rows.n.max())
+            failed = int(rows.n_failed.max())
+            lines.append("| " + " | ".join([_row_label(first), kbps] + cells + [str(n), str(failed)]) + " |")
+        out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
+def sort_for_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Reference first, then by codec and bitrate."""
+    key = frame.fingerprint.eq(REFERENCE).map({True: 0, False: 1})
+    return frame.assign(_k=key).sort_values(["task", "_k", "codec", "bitrate_kbps"]).drop(columns="_k")
+
+
+def write_tables(frame: pd.DataFrame, out_dir: Path, header: str = "") -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frame = sort_for_table(frame)
+    md = out_dir / "report.md"
+    md.write_text(header + markdown_tables(frame), encoding="utf-8")
+    csv = out_dir / "summary.csv"
+    frame.to_csv(csv, index=False)
+    return {"markdown": md, "csv": csv}

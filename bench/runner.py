@@ -1,0 +1,438 @@
+"""The runner: the only place that knows the whole matrix codec x operating point x task x metric.
+
+For each codec and task it reads every item, resamples it to the codec's rate, encodes, decodes,
+trims to the input length, caches the output, resamples reference and reconstruction to each metric's
+rate and scores them. Every item's results are committed to the ResultStore before the next item, so
+an interrupted run resumes where it stopped and a re-run with the same codecs does no codec work.
+
+Per-item problems (unreadable, empty, silent, NaN, too short, a codec or metric error) are stored as
+failures with the item id and reason, counted, and never stop the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from bench import audio as au
+from bench.store import REFERENCE, ResultStore
+
+log = logging.getLogger(__name__)
+
+MIN_SECONDS = 0.1  # shorter items are recorded as failures ("too short") before any codec sees them
+
+# Metrics a run uses when none are named: every registered item-level metric that can be built here.
+DEFAULT_METRICS = ("visqol", "wer", "mel", "stft", "pesq", "stoi", "sisdr")
+
+
+@dataclass
+class CodecSpec:
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, spec: "str | CodecSpec | tuple") -> "CodecSpec":
+        from bench.registry import parse_spec
+
+        if isinstance(spec, CodecSpec):
+            return spec
+        if isinstance(spec, tuple):
+            return cls(spec[0], dict(spec[1]))
+        name, options = parse_spec(spec)
+        return cls(name, options)
+
+    def build(self):
+        from bench.codecs import load_codec
+
+        return load_codec(self.name, **self.options)
+
+
+ProgressFactory = Callable[[int, str], Any]  # (total, description) -> object with update(n) and close()
+
+
+class _NoProgress:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+# -- one item -------------------------------------------------------------------------------------
+
+def _codec_output(codec, item, store_cache: Path, ref: np.ndarray, sr: int) -> tuple[np.ndarray, int, dict | None]:
+    """Decoded audio `[C, T]` at the codec's rate: from the cache if there, else by running the codec.
+
+    Returns (audio, sample_rate, encodes-row or None when it came from the cache).
+    """
+    if store_cache.exists():
+        out = ResultStore.load_output(store_cache)
+        return out["audio"], out["sample_rate"], {"bits_per_second": out["bits_per_second"],
+                                                  "seconds": ref.shape[-1] / sr, "sample_rate": out["sample_rate"],
+                                                  "path": str(store_cache), "from_cache": True}
+    import torch
+
+    codec_sr = codec.meta.sample_rate or sr
+    x = au.resample(ref, sr, codec_sr)
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        enc = codec.encode(torch.from_numpy(np.ascontiguousarray(x))[None])
+        t1 = time.perf_counter()
+        rec = codec.decode(enc)
+        t2 = time.perf_counter()
+    rec = rec[0].detach().float().cpu().numpy()
+    rec = au.fit_length(rec, x.shape[-1])
+    if not np.all(np.isfinite(rec)):
+        raise ValueError(f"codec {codec.label} produced NaN/Inf samples")
+    codes = enc.codes.detach().cpu().numpy() if enc.codes is not None else None
+    ResultStore.save_output(store_cache, rec, codes, codec_sr, enc.bitrate)
+    row = {"bits_per_second": float(enc.bitrate), "seconds": x.shape[-1] / codec_sr, "encode_s": t1 - t0,
+           "decode_s": t2 - t1, "sample_rate": codec_sr, "path": str(store_cache)}
+    return rec, codec_sr, row
+
+
+def _metric_rate(metric, item, codec_sr: int) -> int:
+    if hasattr(metric, "rate_for_item"):
+        return int(metric.rate_for_item(item))
+    return int(metric.rate_for(codec_sr))
+
+
+def _score(metric, ref: np.ndarray, ref_sr: int, rec: np.ndarray, rec_sr: int, item) -> dict[str, float]:
+    """Resample both sides to the metric's rate, align lengths to the reference, score, check values."""
+    rate = _metric_rate(metric, item, rec_sr)
+    r = au.resample(ref, ref_sr, rate)
+    d = au.fit_length(au.resample(rec, rec_sr, rate), r.shape[-1])
+    if d.shape[0] != r.shape[0]:
+        d = au.to_channels(d, r.shape[0])
+    values = metric.score(r, d, rate, item=item)
+    bad = [k for k, v in values.items() if not np.isfinite(v)]
+    if bad:
+        raise ValueError(f"{metric.identity()} returned non-finite {', '.join(bad)}")
+    return {k: float(v) for k, v in values.items()}
+
+
+def process_item(codec, metrics: list, item, cache_file: Path) -> dict[str, Any]:
+    """Run one item through the codec (or the cache) and the given metrics. Never raises for item problems.
+
+    Returns {"encode": row or None, "scores": {identity: {key: value}}, "failures": [(stage, metric, error)],
+    "item": (domain, sample_rate, seconds)}.
+    """
+    result: dict[str, Any] = {"encode": None, "scores": {}, "failures": [], "item": None}
+    try:
+        audio, sr = item.load()
+        au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}")
+    except Exception as err:  # noqa: BLE001 - any unreadable input is one failure
+        result["failures"].append(("load", "", _reason(err)))
+        return result
+    result["item"] = (item.domain, sr, audio.shape[-1] / sr)
+    try:
+        channels = codec.meta.channels or audio.shape[0]
+        ref = au.to_channels(audio, channels)
+        rec, rec_sr, row = _codec_output(codec, item, cache_file, ref, sr)
+        if row is not None and not row.pop("from_cache", False):
+            result["encode"] = row
+        elif row is not None:
+            result["encode_cached"] = row
+    except Exception as err:  # noqa: BLE001
+        log.debug("codec failure on %s", item.id, exc_info=True)
+        result["failures"].append(("codec", "", _reason(err)))
+        item.release()
+        return result
+    for metric in metrics:
+        try:
+            result["scores"][metric.identity()] = _score(metric, ref, sr, rec, rec_sr, item)
+        except Exception as err:  # noqa: BLE001
+            log.debug("metric failure on %s", item.id, exc_info=True)
+            result["failures"].append(("metric", metric.identity(), _reason(err)))
+    item.release()
+    return result
+
+
+def process_reference(metrics: list, item) -> dict[str, Any]:
+    """Score the uncoded audio against itself for metrics with a floor (e.g. the ASR's own WER)."""
+    result: dict[str, Any] = {"encode": None, "scores": {}, "failures": [], "item": None}
+    try:
+        audio, sr = item.load()
+        au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}")
+    except Exception as err:  # noqa: BLE001
+        result["failures"].append(("load", "", _reason(err)))
+        return result
+    result["item"] = (item.domain, sr, audio.shape[-1] / sr)
+    for metric in metrics:
+        try:
+            result["scores"][metric.identity()] = _score(metric, audio, sr, audio, sr, item)
+        except Exception as err:  # noqa: BLE001
+            result["failures"].append(("metric", metric.identity(), _reason(err)))
+    item.release()
+    return result
+
+
+def _reason(err: BaseException) -> str:
+    text = str(err) or type(err).__name__
+    return text if isinstance(err, (au.AudioError, ValueError)) else f"{type(err).__name__}: {text}"
+
+
+# -- worker processes (for --jobs > 1) ------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(codec_spec: CodecSpec | None, metric_ids: list[str]) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    from bench.metrics import load_metric
+
+    _WORKER["codec"] = codec_spec.build() if codec_spec is not None else None
+    _WORKER["metrics"] = {m: load_metric(m) for m in metric_ids}
+
+
+def _worker_item(item, metric_ids: list[str], cache_file: str | None) -> dict[str, Any]:
+    metrics = [_WORKER["metrics"][m] for m in metric_ids]
+    if _WORKER["codec"] is None:
+        return process_reference(metrics, item)
+    return process_item(_WORKER["codec"], metrics, item, Path(cache_file))
+
+
+# -- the matrix -----------------------------------------------------------------------------------
+
+class Results:
+    """What `run` returns: a view of the store restricted to this run's codecs, tasks and metrics."""
+
+    def __init__(self, store: ResultStore, fingerprints: list[str], tasks: list[str], metrics: list[str],
+                 elapsed: float, codec_work: int):
+        self.store = store
+        self.fingerprints = fingerprints
+        self.tasks = tasks
+        self.metrics = metrics
+        self.elapsed = elapsed
+        self.codec_work = codec_work  # items the codecs actually ran on (0 when everything came from the cache)
+
+    @property
+    def out(self) -> Path:
+        return self.store.root
+
+    def to_frame(self):
+        """One row per codec, operating point, task and metric (plus the uncoded reference rows)."""
+        from bench.reports.frame import summary_frame
+
+        return summary_frame(self.store, self.fingerprints + [REFERENCE], self.tasks, self.metrics)
+
+    def failures(self):
+        import pandas as pd
+
+        rows = [f for f in self.store.failures() if f["fingerprint"] in self.fingerprints + [REFERENCE]
+                and f["task"] in self.tasks]
+        return pd.DataFrame(rows, columns=["fingerprint", "task", "item", "stage", "metric", "error"])
+
+
+def environment() -> dict[str, Any]:
+    import bench
+
+    env = {"bench": bench.__version__, "python": platform.python_version(), "platform": platform.platform(),
+           "cpus": os.cpu_count()}
+    try:
+        import torch
+
+        env["torch"] = torch.__version__
+        env["threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    return env
+
+
+def run(codecs: Iterable[str | CodecSpec] = ("identity",), tasks: Iterable[str] = ("demo-speech",),
+        metrics: Iterable[str] | None = None, out: str | Path = "bench-out", *, limit: int | None = None,
+        device: str = "cpu", jobs: int | None = None, progress: ProgressFactory | None = None,
+        retry_failed: bool = False) -> Results:
+    """Run codecs over tasks and score them. Returns Results (see `Results.to_frame`).
+
+    codecs: specs such as "opus:bitrate=6" or "encodec:bandwidth=6"; tasks: names such as "demo-speech"
+    or "files:PATH"; metrics: names ("mel", "visqol:mode=audio"); None = every default metric available.
+    out: workspace folder holding results.sqlite and the output cache. jobs: worker processes (None: 2
+    for weight-free codecs, 1 for neural ones). limit: first N items of each task.
+    """
+    from bench.metrics import load_metric
+    from bench.tasks import load_task
+
+    started = time.perf_counter()
+    store = ResultStore(out)
+    specs = [CodecSpec.parse(c) for c in codecs]
+    built = []
+    for spec in specs:  # build every codec first: a bad name or missing weights fails before any work
+        codec = spec.build()
+        codec.to(device)
+        built.append((spec, codec))
+    metric_objs = _build_metrics(metrics, load_metric)
+    task_objs = [load_task(t) for t in tasks]
+    run_id = store.start_run(
+        {"codecs": [c.label for _, c in built], "tasks": [t.name for t in task_objs],
+         "metrics": [m.identity() for m in metric_objs], "limit": limit, "device": device},
+        environment())
+    for m in metric_objs:
+        store.add_metric(m.identity(), m.name, m.key, {**m.meta.to_dict(), "identity": m.identity()})
+
+    item_metrics = [m for m in metric_objs if m.meta.level == "item"]
+    task_metrics = [m for m in metric_objs if m.meta.level == "task"]
+    floor_metrics = [m for m in item_metrics if m.meta.floor]
+    task_items = {t.name: t.items()[: limit] if limit else t.items() for t in task_objs}
+    total = sum(len(v) for v in task_items.values()) * len(built)
+    bar = progress(total, "items") if progress else _NoProgress()
+    codec_work = 0
+    try:
+        if floor_metrics:
+            store.add_codec(REFERENCE, REFERENCE, {}, "reference (uncoded)", None,
+                            {"name": REFERENCE, "description": "the uncoded audio scored against itself"})
+            for task in task_objs:
+                _run_cell(store, None, None, REFERENCE, task, task_items[task.name], floor_metrics, jobs or 1,
+                          retry_failed, _NoProgress())
+        for spec, codec in built:
+            fp = codec.fingerprint()
+            store.add_codec(fp, codec.name, codec.options, codec.label, _nominal_kbps(codec),
+                            {**codec.meta.to_dict(), "fingerprint": fp})
+            n_jobs = jobs if jobs else (1 if codec.meta.needs_weights else min(2, os.cpu_count() or 1))
+            for task in task_objs:
+                codec_work += _run_cell(store, spec, codec, fp, task, task_items[task.name], item_metrics,
+                                        n_jobs, retry_failed, bar)
+                for m in task_metrics:
+                    _run_task_metric(store, m, codec, fp, task, task_items[task.name])
+    finally:
+        bar.close()
+        store.finish_run(run_id)
+    fps = [c.fingerprint() for _, c in built]
+    return Results(store, fps, [t.name for t in task_objs], [m.identity() for m in metric_objs],
+                   time.perf_counter() - started, codec_work)
+
+
+def _build_metrics(names: Iterable[str] | None, load_metric) -> list:
+    from bench.metrics import METRICS
+
+    if names is not None:
+        return [load_metric(n) for n in names]
+    chosen = []
+    for name in DEFAULT_METRICS:
+        if name not in METRICS:
+            continue
+        try:
+            chosen.append(load_metric(name))
+        except ImportError as err:  # an optional dependency is absent: run without it and say so
+            log.warning("skipping metric %s: %s", name, err)
+    return chosen
+
+
+def _nominal_kbps(codec) -> float | None:
+    kbps = getattr(codec, "nominal_kbps", None)
+    if kbps is not None:
+        return float(kbps)
+    bitrate = codec.options.get("bitrate") or codec.options.get("kbps")
+    return float(bitrate) if bitrate is not None else None
+
+
+def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, items: list, metrics: list,
+              jobs: int, retry_failed: bool, bar) -> int:
+    """Process one (codec, task): each item needing work, then the task-level summary cells."""
+    if retry_failed:
+        store.clear_failures(fp, task.name)
+    todo = []
+    for item in items:
+        done = store.scored_metrics(fp, task.name, item.id)
+        failed = store.failed(fp, task.name, item.id)
+        if any(stage in ("load", "codec") for stage, _ in failed):
+            bar.update(1)
+            continue
+        needed = [m for m in metrics if m.identity() not in done and ("metric", m.identity()) not in failed
+                  and m.skip_reason(item) is None]
+        cache = store.cache_path(fp, task.name, item.id)
+        has_output = codec is None or cache.exists()
+        if not needed and (has_output or not metrics) and (codec is None or store.encode_row(fp, task.name, item.id)):
+            bar.update(1)
+            continue
+        todo.append((item, needed, cache))
+    codec_work = 0
+
+    def record(item, res: dict[str, Any]) -> None:
+        nonlocal codec_work
+        if res.get("item"):
+            domain, sr, seconds = res["item"]
+            store.add_item(task.name, item.id, domain, sr, seconds, item.text, item.label)
+        encode = res["encode"] or res.get("encode_cached")
+        if res["encode"] is not None:
+            codec_work += 1
+        if encode is not None and store.encode_row(fp, task.name, item.id) is not None and res["encode"] is None:
+            encode = None  # already recorded
+        store.record_item(fp, task.name, item.id, encode=encode, scores=res["scores"], failures=res["failures"])
+        for stage, metric, error in res["failures"]:
+            log.warning("%s / %s / %s: %s failed%s: %s", codec.label if codec else REFERENCE, task.name, item.id,
+                        stage, f" ({metric})" if metric else "", error)
+        bar.update(1)
+
+    if jobs > 1 and len(todo) > 1:
+        import multiprocessing as mp
+
+        ids = sorted({m.identity() for m in metrics})
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                 initializer=_worker_init, initargs=(spec, ids)) as pool:
+            futures = {pool.submit(_worker_item, item, [m.identity() for m in needed],
+                                   str(cache) if codec is not None else None): item for item, needed, cache in todo}
+            for fut in as_completed(futures):
+                record(futures[fut], fut.result())
+    else:
+        for item, needed, cache in todo:
+            res = process_reference(needed, item) if codec is None else process_item(codec, needed, item, cache)
+            record(item, res)
+    _write_cells(store, fp, task, items, metrics)
+    return codec_work
+
+
+def _write_cells(store: ResultStore, fp: str, task, items: list, metrics: list) -> None:
+    ids = [i.id for i in items]
+    failures = {}
+    for f in store.failures(fp, task.name):
+        failures.setdefault(f["item"], []).append(f)
+    for m in metrics:
+        rows = store.item_scores(fp, task.name, m.identity(), ids)
+        skipped = sum(1 for i in items if m.skip_reason(i) is not None)
+        n_failed = sum(
+            1 for i in ids if i not in rows and any(
+                f["stage"] in ("load", "codec") or f["metric"] == m.identity() for f in failures.get(i, [])))
+        value = m.aggregate(list(rows.values())) if rows else float("nan")
+        store.write_cell(fp, task.name, m.identity(), value, len(rows), n_failed, skipped, {"key": m.key})
+
+
+def _run_task_metric(store: ResultStore, metric, codec, fp: str, task, items: list) -> None:
+    """A whole-task evaluation (the HEAR probe): computed once per (codec, task) and stored as a cell."""
+    existing = store.db.execute("SELECT 1 FROM cells WHERE fingerprint=? AND task=? AND metric=?",
+                                (fp, task.name, metric.identity())).fetchone()
+    if existing:
+        return
+    reason = metric.skip_reason_task(task) if hasattr(metric, "skip_reason_task") else None
+    if reason:
+        log.info("%s skipped on %s: %s", metric.identity(), task.name, reason)
+        return
+    try:
+        values = metric.evaluate(codec, task, items=items, decoded=lambda item: _decoded(store, codec, fp, task, item))
+    except Exception as err:  # noqa: BLE001
+        log.warning("%s on %s / %s failed: %s", metric.identity(), codec.label, task.name, _reason(err))
+        store.record_item(fp, task.name, "*", failures=[("metric", metric.identity(), _reason(err))])
+        return
+    store.write_cell(fp, task.name, metric.identity(), float(values[metric.key]), int(values.get("n", len(items))),
+                     0, 0, values)
+
+
+def _decoded(store: ResultStore, codec, fp: str, task, item) -> tuple[np.ndarray, int]:
+    """The codec's decoded audio of one item (cached), `[C, T]` at the codec's rate."""
+    audio, sr = item.load()
+    channels = codec.meta.channels or audio.shape[0]
+    ref = au.to_channels(audio, channels)
+    rec, rec_sr, row = _codec_output(codec, item, store.cache_path(fp, task.name, item.id), ref, sr)
+    if row is not None and not row.pop("from_cache", False):
+        store.record_item(fp, task.name, item.id, encode=row)
+    return rec, rec_sr

@@ -1,0 +1,79 @@
+"""Small codecs and metrics with known behaviour, registered only inside tests."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from bench.codecs.base import Codec, CodecMeta, Encoded, OperatingPoint
+from bench.metrics.base import Metric, MetricMeta, as_numpy, check_pair
+from bench.registry import Entry
+
+CALLS = {"encode": 0}
+
+
+class Gain(Codec):
+    """Scales the signal by `gain` at 16 kHz mono. Codes: one zero per 20 ms frame, 10 bits each (500 bit/s)."""
+
+    name = "gain"
+
+    def __init__(self, gain: float = 0.5, delay: float = 0.0, fail_on: int = 0):
+        self.options = {"gain": gain, "delay": delay, "fail_on": fail_on}
+        self.gain, self.delay, self.fail_on = gain, delay, fail_on
+        self.meta = CodecMeta("gain", 16000, 1, (0.5,), 50.0, False, "-")
+
+    @classmethod
+    def operating_points(cls):
+        return [OperatingPoint(0.5, {"gain": 0.5}, "gain 0.5")]
+
+    def encode(self, wav):
+        CALLS["encode"] += 1
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail_on and wav.shape[-1] > self.fail_on:  # fail on items longer than fail_on samples
+            raise RuntimeError("planted codec failure")
+        n = max(1, wav.shape[-1] // 320)
+        return Encoded(torch.zeros(wav.shape[0], 1, n, dtype=torch.int64), 500.0, [wav.shape[-1]] * wav.shape[0],
+                       16000, extra={"wav": wav.clone()})
+
+    def decode(self, enc):
+        return enc.extra["wav"] * self.gain
+
+
+class L1(Metric):
+    """Mean absolute sample difference, at 8 kHz."""
+
+    name = "l1"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.meta = MetricMeta("l1", 8000, False, definition="mean |ref - rec|")
+
+    def score(self, ref, rec, sample_rate, item=None):
+        ref, rec = as_numpy(ref), as_numpy(rec)
+        check_pair(ref, rec, "l1")
+        return {"l1": float(np.mean(np.abs(ref - rec)))}
+
+
+class Peak(Metric):
+    """Peak of the reconstruction; applies to speech only and has a floor (scores the reference too)."""
+
+    name = "peak"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.meta = MetricMeta("peak", 16000, True, domains=("speech",), floor=True)
+
+    def score(self, ref, rec, sample_rate, item=None):
+        return {"peak": float(np.max(np.abs(as_numpy(rec))))}
+
+
+def install(monkeypatch) -> None:
+    from bench.codecs import CODECS
+    from bench.metrics import METRICS
+
+    monkeypatch.setitem(CODECS._entries, "gain", Entry("gain", "fakes:Gain", {"needs_weights": False}))
+    monkeypatch.setitem(METRICS._entries, "l1", Entry("l1", "fakes:L1", {}))
+    monkeypatch.setitem(METRICS._entries, "peak", Entry("peak", "fakes:Peak", {}))
