@@ -87,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write tables and plots of a workspace")
     rep.add_argument("--out", default="bench-out", help="workspace folder")
 
+    ex = sub.add_parser("export", help="write a workspace's summary as versioned JSON (for bench compare)")
+    ex.add_argument("--out", default="bench-out", help="workspace folder")
+    ex.add_argument("-o", "--output", default="-", help="file to write (default: standard output)")
+
+    cp = sub.add_parser("compare", help="compare two summaries; exit 1 on a regression beyond tolerance")
+    cp.add_argument("baseline", help="summary JSON written by bench export")
+    cp.add_argument("current", nargs="?", help="summary JSON (default: export the workspace given by --out)")
+    cp.add_argument("--out", default="bench-out", help="workspace to export when CURRENT is not given")
+    cp.add_argument("--tolerance", action="append", metavar="METRIC=VALUE",
+                    help="absolute (wer=0.01) or relative (mel=5%%) tolerance; repeatable")
+    cp.add_argument("--allow-missing", action="store_true", help="rows absent from CURRENT are not a failure")
+
     ls = sub.add_parser("list", help="list codecs, metrics or tasks (with metadata)")
     ls.add_argument("what", choices=["codecs", "metrics", "tasks"])
 
@@ -108,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         for noisy in ("numba", "matplotlib", "faster_whisper", "httpx", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        return {"run": cmd_run, "report": cmd_report, "list": cmd_list, "weights": cmd_weights}[args.command](args)
+        return {"run": cmd_run, "report": cmd_report, "list": cmd_list, "weights": cmd_weights,
+                "export": cmd_export, "compare": cmd_compare}[args.command](args)
     except KeyboardInterrupt:
         print("bench: interrupted; finished items are saved, run the same command again to resume", file=sys.stderr)
         return 130
@@ -211,6 +224,41 @@ def cmd_report(args) -> int:
     paths = write_report(ResultStore(args.out))
     print(f"report: {paths['markdown']}")
     return 0
+
+
+def _workspace_summary(out: str) -> dict:
+    from bench.reports.compare import export_summary
+    from bench.reports.frame import summary_frame
+    from bench.runner import environment
+    from bench.store import ResultStore
+
+    if not (Path(out) / "results.sqlite").exists():
+        raise FileNotFoundError(f"no results in {out}; run `bench run --out {out}` first")
+    return export_summary(summary_frame(ResultStore(out)), environment())
+
+
+def cmd_export(args) -> int:
+    import json
+
+    text = json.dumps(_workspace_summary(args.out), indent=1)
+    if args.output == "-":
+        print(text)
+    else:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(f"summary written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from bench.reports.compare import compare, diff_table, load_summary, parse_tolerances
+
+    baseline = load_summary(args.baseline)
+    current = load_summary(args.current) if args.current else _workspace_summary(args.out)
+    diffs = compare(baseline, current, parse_tolerances(args.tolerance))
+    print(diff_table(diffs))
+    bad = [d for d in diffs if d.status == "REGRESSION" or (d.status == "missing" and not args.allow_missing)]
+    print(f"{len(bad)} regression(s) beyond tolerance" if bad else "no regression beyond tolerance")
+    return 1 if bad else 0
 
 
 # -- list -------------------------------------------------------------------------------------------
