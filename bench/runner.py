@@ -84,7 +84,9 @@ def _codec_output(codec, item, store_cache: Path, ref: np.ndarray, sr: int) -> t
     x = au.resample(ref, sr, codec_sr)
     with torch.inference_mode():
         t0 = time.perf_counter()
-        enc = codec.encode(torch.from_numpy(np.ascontiguousarray(x))[None])
+        wav = torch.from_numpy(np.ascontiguousarray(x))[None]
+        # A codec without a fixed rate (identity) is told the item's rate.
+        enc = codec.encode(wav, sample_rate=codec_sr) if codec.meta.sample_rate is None else codec.encode(wav)
         t1 = time.perf_counter()
         rec = codec.decode(enc)
         t2 = time.perf_counter()

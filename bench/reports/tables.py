@@ -34,8 +34,9 @@ def markdown_tables(frame: pd.DataFrame) -> str:
     out = []
     for task, part in frame.groupby("task", sort=False):
         metrics = list(dict.fromkeys(part.metric))
+        names = _short_names(part)
         arrows = {m: ("↑" if part[part.metric == m].higher_is_better.iloc[0] else "↓") for m in metrics}
-        head = ["codec", "kbps"] + [f"{m} {arrows[m]}" for m in metrics] + ["items", "failed"]
+        head = ["codec", "kbps"] + [f"{names[m]} {arrows[m]}" for m in metrics] + ["items", "failed"]
         lines = [f"### {task} ({part.domain.iloc[0]})", "", "| " + " | ".join(head) + " |",
                  "|" + "|".join(["---"] * len(head)) + "|"]
         for fp, rows in part.groupby("fingerprint", sort=False):
@@ -48,6 +49,13 @@ def markdown_tables(frame: pd.DataFrame) -> str:
             lines.append("| " + " | ".join([_row_label(first), kbps] + cells + [str(n), str(failed)]) + " |")
         out.append("\n".join(lines))
     return "\n\n".join(out) + "\n"
+
+
+def _short_names(part: pd.DataFrame) -> dict[str, str]:
+    """Column titles: the metric's name, or its full identity where two variants of one metric share a table."""
+    pairs = part[["metric", "metric_name"]].drop_duplicates()
+    counts = pairs.metric_name.value_counts()
+    return {r.metric: (r.metric_name if counts[r.metric_name] == 1 else r.metric) for r in pairs.itertuples()}
 
 
 def sort_for_table(frame: pd.DataFrame) -> pd.DataFrame:
