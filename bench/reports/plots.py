@@ -20,6 +20,8 @@ def plot_metrics(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("*_vs_bitrate.png"):  # a report describes the store as it is now
+        old.unlink()
     paths = []
     for metric, part in frame.groupby("metric", sort=False):
         tasks = list(dict.fromkeys(part.task))
@@ -28,7 +30,10 @@ def plot_metrics(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
             sub = part[part.task == task]
             _panel(ax, sub, metric, task)
         fig.tight_layout()
-        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in metric)
+        title = part.metric_name.iloc[0] if part.metric_name.nunique() == 1 else metric
+        if (frame.metric_name == title).any() and frame[frame.metric_name == title].metric.nunique() > 1:
+            title = metric  # two variants of one metric: keep the files apart
+        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in title)
         path = out_dir / f"{name}_vs_bitrate.png"
         fig.savefig(path, dpi=130)
         plt.close(fig)
@@ -48,10 +53,16 @@ def _panel(ax, sub: pd.DataFrame, metric: str, task: str) -> None:
         if not level.empty:
             ax.axhline(float(level.value.iloc[0]), color=colour, linestyle=dash, linewidth=1, label=label)
     if not points.empty and np.nanmin(points.bitrate_kbps) > 0:
+        from matplotlib.ticker import FuncFormatter, LogLocator
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     arrow = "higher is better" if sub.higher_is_better.any() else "lower is better"
     ax.set_xlabel("measured bitrate (kbps)")
-    ax.set_ylabel(f"{metric} ({arrow})")
+    name = sub.metric_name.iloc[0] if "metric_name" in sub and len(sub) else metric
+    ax.set_ylabel(f"{name} ({arrow})")
     ax.set_title(f"{task} ({sub.domain.iloc[0]})" if "domain" in sub and len(sub) else task)
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
