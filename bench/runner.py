@@ -96,8 +96,11 @@ def _codec_output(codec, item, store_cache: Path, ref: np.ndarray, sr: int) -> t
         raise ValueError(f"codec {codec.label} produced NaN/Inf samples")
     codes = enc.codes.detach().cpu().numpy() if enc.codes is not None else None
     ResultStore.save_output(store_cache, rec, codes, codec_sr, enc.bitrate)
-    row = {"bits_per_second": float(enc.bitrate), "seconds": x.shape[-1] / codec_sr, "encode_s": t1 - t0,
-           "decode_s": t2 - t1, "sample_rate": codec_sr, "path": str(store_cache)}
+    seconds = x.shape[-1] / codec_sr
+    # Tokens per second: every code of every stream counts (the SemantiCodec paper's "token rate").
+    tps = codes.shape[-2] * codes.shape[-1] / seconds if codec.meta.frame_rate and codes is not None else None
+    row = {"bits_per_second": float(enc.bitrate), "seconds": seconds, "encode_s": t1 - t0, "decode_s": t2 - t1,
+           "sample_rate": codec_sr, "path": str(store_cache), "tokens_per_second": tps}
     return rec, codec_sr, row
 
 

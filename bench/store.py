@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (task, item));
 CREATE TABLE IF NOT EXISTS encodes (
     fingerprint TEXT, task TEXT, item TEXT, bits_per_second REAL, seconds REAL, encode_s REAL, decode_s REAL,
-    sample_rate INTEGER, path TEXT, PRIMARY KEY (fingerprint, task, item));
+    sample_rate INTEGER, path TEXT, tokens_per_second REAL, PRIMARY KEY (fingerprint, task, item));
 CREATE TABLE IF NOT EXISTS scores (
     fingerprint TEXT, task TEXT, item TEXT, metric TEXT, key TEXT, value REAL,
     PRIMARY KEY (fingerprint, task, item, metric, key));
@@ -168,9 +168,9 @@ class ResultStore:
         with self.db:
             if encode is not None:
                 self.db.execute(
-                    "INSERT OR REPLACE INTO encodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO encodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (fingerprint, task, item, encode["bits_per_second"], encode["seconds"], encode.get("encode_s"),
-                     encode.get("decode_s"), encode["sample_rate"], encode.get("path")))
+                     encode.get("decode_s"), encode["sample_rate"], encode.get("path"), encode.get("tokens_per_second")))
             for metric, values in (scores or {}).items():
                 self.db.execute("DELETE FROM failures WHERE fingerprint=? AND task=? AND item=? AND metric=?",
                                 (fingerprint, task, item, metric))
@@ -245,6 +245,7 @@ class ResultStore:
         import pandas as pd
 
         sql = """SELECT fingerprint, task, SUM(bits_per_second * seconds) / SUM(seconds) AS bits_per_second,
+                        SUM(tokens_per_second * seconds) / SUM(seconds) AS tokens_per_second,
                         SUM(seconds) AS seconds, SUM(encode_s) AS encode_s, SUM(decode_s) AS decode_s, COUNT(*) AS n
                  FROM encodes GROUP BY fingerprint, task"""
         return pd.read_sql_query(sql, self.db)

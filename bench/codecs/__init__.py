@@ -6,6 +6,7 @@ Add a codec: write a `Codec` subclass in its own module and register it below wi
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
@@ -17,7 +18,7 @@ CODECS = Registry("codec")
 
 CODECS.register(
     "identity", "bench.codecs.classic:Identity",
-    sample_rate="input", channels="input", operating_points=(), frame_rate=None,
+    sample_rate=None, channels=None, operating_points=(), frame_rate=None,
     needs_weights=False, licence="-", description="passes audio through: the metrics' ceiling",
 )
 CODECS.register(
@@ -35,6 +36,18 @@ CODECS.register(
     sample_rate=8000, channels=1, operating_points=(0.7, 1.2, 1.3, 1.4, 1.6, 2.4, 3.2), frame_rate=None,
     needs_weights=False, licence="LGPL-2.1 (libcodec2)", description="Codec 2 speech codec via pycodec2",
 )
+CODECS.register(  # sample_rate= picks the model: 24000 (mono, 1.5-24 kbps) or 48000 (stereo, 3-24 kbps)
+    "encodec", "bench.codecs.encodec:Encodec",
+    sample_rate="24000|48000", channels="1|2", operating_points=(1.5, 3, 6, 12, 24), frame_rate="75|150",
+    needs_weights=True, licence="MIT", description="Encodec (Meta) via transformers; 2-32 codebooks x 10 bits",
+)
+CODECS.register(  # sample_rate= picks the model; n_codebooks= 1-12 (16k), 1-32 (24k), 1-9 (44.1k)
+    "dac", "bench.codecs.dac:DAC",
+    sample_rate="16000|24000|44100", channels=1, frame_rate="50|75|86.13",
+    operating_points=tuple(sorted({round(k * per, 2) for per, n in ((0.5, 12), (0.75, 32), (0.861328125, 9))
+                                   for k in range(1, n + 1)})),
+    needs_weights=True, licence="MIT", description="Descript Audio Codec via transformers; 0.5/0.75/0.86 kbps per codebook",
+)
 
 
 def load_codec(name: str, bitrate: float | None = None, **options: Any):
@@ -51,7 +64,9 @@ def load_codec(name: str, bitrate: float | None = None, **options: Any):
         bitrate = float(options.pop("bitrate"))
     cls = CODECS.get(base)
     if bitrate is not None:
-        point = cls.nearest_operating_point(float(bitrate))
+        takes_options = "options" in inspect.signature(cls.nearest_operating_point).parameters
+        point = (cls.nearest_operating_point(float(bitrate), options=options) if takes_options
+                 else cls.nearest_operating_point(float(bitrate)))  # a variant option narrows the choice
         if abs(point.kbps - bitrate) > 1e-6:
             log.warning(
                 "%s: no operating point at %g kbps; using the nearest, %g kbps (%s). Available: %s kbps.",

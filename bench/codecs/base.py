@@ -39,8 +39,8 @@ class OperatingPoint:
 @dataclass(frozen=True)
 class CodecMeta:
     name: str
-    sample_rate: int  # Hz, what encode() expects and decode() returns
-    channels: int
+    sample_rate: int | None  # Hz, what encode() expects and decode() returns; None = any (identity)
+    channels: int | None  # None = any (identity)
     operating_points: tuple[float, ...]  # nominal kbps
     frame_rate: float | None  # code frames per second (None for classic codecs with variable packets)
     needs_weights: bool
@@ -90,9 +90,18 @@ class Codec:
         raise NotImplementedError
 
     @classmethod
-    def nearest_operating_point(cls, kbps: float) -> OperatingPoint:
+    def weights_available(cls) -> bool:
+        """Whether the codec can run now without fetching weights (weight-free codecs: always)."""
+        return True
+
+    @classmethod
+    def nearest_operating_point(cls, kbps: float, options: dict[str, Any] | None = None) -> OperatingPoint:
+        """The operating point nearest `kbps`, among those that agree with the explicit `options` (e.g. a
+        model variant `sample_rate=16000`) when any do."""
         points = cls.operating_points()
-        best = min(points, key=lambda p: (abs(p.kbps - kbps), p.kbps))
+        fixed = options or {}
+        agreeing = [p for p in points if all(p.options.get(k, v) == v for k, v in fixed.items())]
+        best = min(agreeing or points, key=lambda p: (abs(p.kbps - kbps), p.kbps))
         return best
 
     # -- the work -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pandas as pd
 
 from bench.store import REFERENCE, ResultStore
 
-COLUMNS = ["codec", "options", "label", "bitrate_kbps", "nominal_kbps", "task", "domain", "metric", "metric_name",
+COLUMNS = ["codec", "options", "label", "bitrate_kbps", "nominal_kbps", "tokens_per_second", "task", "domain", "metric", "metric_name",
            "value", "n", "n_failed", "n_skipped", "higher_is_better", "random_weights", "fingerprint"]
 
 
@@ -29,7 +29,7 @@ def summary_frame(store: ResultStore, fingerprints: list[str] | None = None, tas
     if cells.empty:
         return pd.DataFrame(columns=COLUMNS)
     rates = store.bitrates()
-    cells = cells.merge(rates[["fingerprint", "task", "bits_per_second"]], on=["fingerprint", "task"], how="left")
+    cells = cells.merge(rates[["fingerprint", "task", "bits_per_second", "tokens_per_second"]], on=["fingerprint", "task"], how="left")
     items = store.items_frame()
     domains = items.groupby("task").domain.agg(lambda d: d.iloc[0] if d.nunique() == 1 else "mixed")
     rows = []
@@ -43,6 +43,7 @@ def summary_frame(store: ResultStore, fingerprints: list[str] | None = None, tas
             "label": r.label,
             "bitrate_kbps": (r.bits_per_second / 1000.0) if pd.notna(r.bits_per_second) and not reference else np.nan,
             "nominal_kbps": r.nominal_kbps,
+            "tokens_per_second": r.tokens_per_second if pd.notna(r.tokens_per_second) else np.nan,
             "task": r.task,
             "domain": domains.get(r.task, ""),
             "metric": r.metric,
