@@ -98,7 +98,9 @@ def _codec_output(codec, item, store_cache: Path, ref: np.ndarray, sr: int) -> t
     ResultStore.save_output(store_cache, rec, codes, codec_sr, enc.bitrate)
     seconds = x.shape[-1] / codec_sr
     # Tokens per second: every code of every stream counts (the SemantiCodec paper's "token rate").
-    tps = codes.shape[-2] * codes.shape[-1] / seconds if codec.meta.frame_rate and codes is not None else None
+    # Classic codecs carry bytes (payload), not tokens: no token rate for them.
+    is_tokens = codec.meta.frame_rate and codes is not None and enc.payload is None and codes.ndim == 3
+    tps = codes.shape[-2] * codes.shape[-1] / seconds if is_tokens else None
     row = {"bits_per_second": float(enc.bitrate), "seconds": seconds, "encode_s": t1 - t0, "decode_s": t2 - t1,
            "sample_rate": codec_sr, "path": str(store_cache), "tokens_per_second": tps}
     return rec, codec_sr, row
@@ -302,7 +304,7 @@ def run(codecs: Iterable[str | CodecSpec] = ("identity",), tasks: Iterable[str] 
         for spec, codec in built:
             fp = codec.fingerprint()
             store.add_codec(fp, codec.name, codec.options, codec.label, _nominal_kbps(codec),
-                            {**codec.meta.to_dict(), "fingerprint": fp})
+                            {**codec.meta.to_dict(), "fingerprint": fp, "weights": codec.weights_digest()})
             n_jobs = jobs if jobs else (1 if codec.meta.needs_weights else min(2, os.cpu_count() or 1))
             for task in task_objs:
                 codec_work += _run_cell(store, spec, codec, fp, task, task_items[task.name], item_metrics,
@@ -367,7 +369,9 @@ def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, 
         nonlocal codec_work
         if res.get("item"):
             domain, sr, seconds = res["item"]
-            store.add_item(task.name, item.id, domain, sr, seconds, item.text, item.label)
+            store.add_item(task.name, item.id, domain, sr, seconds, item.text,
+                           item.label if isinstance(item.label, str) or item.label is None else str(item.label),
+                           str(item.path) if item.path else None)
         encode = res["encode"] or res.get("encode_cached")
         if res["encode"] is not None:
             codec_work += 1

@@ -32,7 +32,7 @@ CREATE TABLE IF NOT EXISTS codecs (
 CREATE TABLE IF NOT EXISTS metrics (
     identity TEXT PRIMARY KEY, name TEXT, key TEXT, meta TEXT);
 CREATE TABLE IF NOT EXISTS items (
-    task TEXT, item TEXT, domain TEXT, sample_rate INTEGER, seconds REAL, text TEXT, label TEXT,
+    task TEXT, item TEXT, domain TEXT, sample_rate INTEGER, seconds REAL, text TEXT, label TEXT, path TEXT,
     PRIMARY KEY (task, item));
 CREATE TABLE IF NOT EXISTS encodes (
     fingerprint TEXT, task TEXT, item TEXT, bits_per_second REAL, seconds REAL, encode_s REAL, decode_s REAL,
@@ -115,10 +115,10 @@ class ResultStore:
                             (identity, name, key, json.dumps(meta, default=str)))
 
     def add_item(self, task: str, item: str, domain: str, sample_rate: int | None, seconds: float | None,
-                 text: str | None, label: str | None) -> None:
+                 text: str | None, label: str | None, path: str | None = None) -> None:
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (task, item, domain, sample_rate, seconds, text, label))
+            self.db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            (task, item, domain, sample_rate, seconds, text, label, path))
 
     # -- per-item results -------------------------------------------------------------------------
 

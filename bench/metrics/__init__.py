@@ -14,6 +14,20 @@ METRICS.register("mel", "bench.metrics.spectral:MelDistance", sample_rate=16000,
                  domains=(), description="mel distance, 150/80 mels on 2048/512 windows (audiotools defaults)")
 METRICS.register("mel-dac", "bench.metrics.spectral:MelDistanceDAC", sample_rate=16000, higher_is_better=False,
                  domains=(), description="DAC's 7-resolution mel distance (conf/base.yml)")
+METRICS.register("visqol", "bench.metrics.visqol:ViSQOL", sample_rate=48000, higher_is_better=True, domains=(),
+                 description="ViSQOL v3 MOS-LQO: speech mode at 16 kHz for speech items, audio mode at 48 kHz else")
+METRICS.register("wer", "bench.metrics.wer:WER", sample_rate=16000, higher_is_better=False, domains=("speech",),
+                 description="WER after coding: faster-whisper tiny.en (offline), Whisper normaliser, jiwer")
+METRICS.register("pesq", "bench.metrics.signal:PESQ", sample_rate=16000, higher_is_better=True, domains=("speech",),
+                 description="PESQ wideband at 16 kHz (band=nb: narrowband at 8 kHz)")
+METRICS.register("stoi", "bench.metrics.signal:STOI", sample_rate=16000, higher_is_better=True, domains=("speech",),
+                 description="STOI (pystoi; 10 kHz inside), 0..1")
+METRICS.register("estoi", "bench.metrics.signal:ESTOI", sample_rate=16000, higher_is_better=True,
+                 domains=("speech",), description="extended STOI (pystoi; 10 kHz inside), 0..1")
+METRICS.register("sisdr", "bench.metrics.signal:SISDR", sample_rate=None, higher_is_better=True, domains=(),
+                 description="scale-invariant SDR in dB at the codec's rate")
+METRICS.register("probe", "bench.metrics.probe:Probe", sample_rate=None, higher_is_better=True, domains=(),
+                 level="task", description="HEAR-protocol accuracy of time-pooled embeddings (MLP probe)")
 
 
 def load_metric(name: str, **options: Any):

