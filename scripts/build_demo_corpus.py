@@ -339,7 +339,7 @@ def cut(x: np.ndarray, sr: int, start: int, seconds: float) -> np.ndarray:
     return y
 
 
-def build_music(out: Path, tmp: Path, n_midi: int = 8, n_stereo: int = 2, n_hold: int = 4) -> list[Row]:
+def build_music(out: Path, tmp: Path, n_midi: int = 12, n_stereo: int = 1, n_hold: int = 2) -> list[Row]:
     rows = []
     pieces = sorted(OPENMSX.glob("*.mid"))
     if len(pieces) < n_midi:

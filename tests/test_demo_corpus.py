@@ -104,9 +104,9 @@ def test_speech_task(rows):
 
 def test_music_task(rows):
     music = [r for r in rows if r["task"] == "demo-music"]
-    assert len(music) >= 12
+    assert sum(r["sample_rate"] == "48000" for r in music) >= 12, "at least 12 clips at 48 kHz"
     assert all(float(r["duration"]) == 10.0 for r in music)
-    assert sum(r["channels"] == "2" for r in music) >= 2
+    assert sum(r["channels"] == "2" for r in music) >= 1
     assert sum(r["channels"] == "1" for r in music) > len(music) / 2, "mostly mono"
     midi = [r for r in music if "openttd-openmsx:" in r["source"]]
     hold = [r for r in music if r["source"].startswith("asterisk-moh-opsound-g722:")]
