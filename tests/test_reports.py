@@ -70,7 +70,8 @@ def test_plots_are_images(report):
     for p in pngs:
         with Image.open(p) as im:
             assert im.size[0] > 300 and im.size[1] > 200
-            assert len(set(im.convert("L").getdata())) > 10  # not a blank canvas
+            low, high = im.convert("L").getextrema()
+            assert high - low > 100  # not a blank canvas
     assert all(p.read_bytes()[:4] == b"%PDF" for p in pdfs)
 
 
