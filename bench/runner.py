@@ -298,19 +298,27 @@ def run(codecs: Iterable[str | CodecSpec] = ("identity",), tasks: Iterable[str] 
         if floor_metrics:
             store.add_codec(REFERENCE, REFERENCE, {}, "reference (uncoded)", None,
                             {"name": REFERENCE, "description": "the uncoded audio scored against itself"})
-            for task in task_objs:
-                _run_cell(store, None, None, REFERENCE, task, task_items[task.name], floor_metrics, jobs or 1,
-                          retry_failed, _NoProgress())
+            pool = _Pool(None, sorted(m.identity() for m in floor_metrics), jobs or 1)
+            try:
+                for task in task_objs:
+                    _run_cell(store, None, None, REFERENCE, task, task_items[task.name], floor_metrics, pool,
+                              retry_failed, _NoProgress())
+            finally:
+                pool.close()
         for spec, codec in built:
             fp = codec.fingerprint()
             store.add_codec(fp, codec.name, codec.options, codec.label, _nominal_kbps(codec),
                             {**codec.meta.to_dict(), "fingerprint": fp, "weights": codec.weights_digest()})
             n_jobs = jobs if jobs else (1 if codec.meta.needs_weights else min(2, os.cpu_count() or 1))
-            for task in task_objs:
-                codec_work += _run_cell(store, spec, codec, fp, task, task_items[task.name], item_metrics,
-                                        n_jobs, retry_failed, bar)
-                for m in task_metrics:
-                    _run_task_metric(store, m, codec, fp, task, task_items[task.name])
+            pool = _Pool(spec, sorted(m.identity() for m in item_metrics), n_jobs)
+            try:
+                for task in task_objs:
+                    codec_work += _run_cell(store, spec, codec, fp, task, task_items[task.name], item_metrics,
+                                            pool, retry_failed, bar)
+                    for m in task_metrics:
+                        _run_task_metric(store, m, codec, fp, task, task_items[task.name])
+            finally:
+                pool.close()
     finally:
         bar.close()
         store.finish_run(run_id)
@@ -343,8 +351,29 @@ def _nominal_kbps(codec) -> float | None:
     return float(bitrate) if bitrate is not None else None
 
 
+class _Pool:
+    """Worker processes for one codec, started on first use and kept across its tasks (models load once)."""
+
+    def __init__(self, spec: CodecSpec | None, metric_ids: list[str], jobs: int):
+        self.spec, self.metric_ids, self.jobs = spec, metric_ids, jobs
+        self._executor: ProcessPoolExecutor | None = None
+
+    def get(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            import multiprocessing as mp
+
+            self._executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context("spawn"),
+                                                 initializer=_worker_init, initargs=(self.spec, self.metric_ids))
+        return self._executor
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown()
+            self._executor = None
+
+
 def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, items: list, metrics: list,
-              jobs: int, retry_failed: bool, bar) -> int:
+              pool: "_Pool | None", retry_failed: bool, bar) -> int:
     """Process one (codec, task): each item needing work, then the task-level summary cells."""
     if retry_failed:
         store.clear_failures(fp, task.name)
@@ -383,16 +412,12 @@ def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, 
                         stage, f" ({metric})" if metric else "", error)
         bar.update(1)
 
-    if jobs > 1 and len(todo) > 1:
-        import multiprocessing as mp
-
-        ids = sorted({m.identity() for m in metrics})
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                                 initializer=_worker_init, initargs=(spec, ids)) as pool:
-            futures = {pool.submit(_worker_item, item, [m.identity() for m in needed],
+    if pool is not None and pool.jobs > 1 and len(todo) > 1:
+        executor = pool.get()
+        futures = {executor.submit(_worker_item, item, [m.identity() for m in needed],
                                    str(cache) if codec is not None else None): item for item, needed, cache in todo}
-            for fut in as_completed(futures):
-                record(futures[fut], fut.result())
+        for fut in as_completed(futures):
+            record(futures[fut], fut.result())
     else:
         for item, needed, cache in todo:
             res = process_reference(needed, item) if codec is None else process_item(codec, needed, item, cache)

@@ -163,3 +163,11 @@ def test_sigkill_then_resume_gives_the_same_numbers(tmp_path):
     assert sorted(resumed) == [i for i, _ in b]
     for item, v in b:
         assert all(x == pytest.approx(v, abs=0) for x in resumed[item])
+
+
+def test_worker_processes_give_the_same_numbers(audio_dir, tmp_path):
+    kwargs = dict(codecs=["opus:bitrate=6", "mp3:bitrate=16"], tasks=[f"files:{audio_dir}"], metrics=["mel"])
+    one = bench.run(out=tmp_path / "one", jobs=1, **kwargs).to_frame()
+    two = bench.run(out=tmp_path / "two", jobs=2, **kwargs).to_frame()
+    assert len(one) == 2 and list(one.n) == [5, 5] and list(one.n_failed) == [len(BAD)] * 2
+    assert np.allclose(one.sort_values("label").value.values, two.sort_values("label").value.values, rtol=0, atol=1e-9)
