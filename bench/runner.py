@@ -305,6 +305,12 @@ def run(codecs: Iterable[str | CodecSpec] = ("identity",), tasks: Iterable[str] 
                               retry_failed, _NoProgress())
             finally:
                 pool.close()
+        if task_metrics:  # the same evaluation on the uncoded audio (the probe's log-mel reference row)
+            store.add_codec(REFERENCE, REFERENCE, {}, "reference (uncoded)", None,
+                            {"name": REFERENCE, "description": "the uncoded audio"})
+            for task in task_objs:
+                for m in task_metrics:
+                    _run_task_metric(store, m, None, REFERENCE, task, task_items[task.name])
         for spec, codec in built:
             fp = codec.fingerprint()
             store.add_codec(fp, codec.name, codec.options, codec.label, _nominal_kbps(codec),
@@ -451,14 +457,16 @@ def _run_task_metric(store: ResultStore, metric, codec, fp: str, task, items: li
     if reason:
         log.info("%s skipped on %s: %s", metric.identity(), task.name, reason)
         return
+    decoded = None if codec is None else (lambda item: _decoded(store, codec, fp, task, item))
+    who = codec.label if codec is not None else REFERENCE
     try:
-        values = metric.evaluate(codec, task, items=items, decoded=lambda item: _decoded(store, codec, fp, task, item))
+        values = metric.evaluate(codec, task, items=items, decoded=decoded)
     except Exception as err:  # noqa: BLE001
-        log.warning("%s on %s / %s failed: %s", metric.identity(), codec.label, task.name, _reason(err))
+        log.warning("%s on %s / %s failed: %s", metric.identity(), who, task.name, _reason(err))
         store.record_item(fp, task.name, "*", failures=[("metric", metric.identity(), _reason(err))])
         return
     store.write_cell(fp, task.name, metric.identity(), float(values[metric.key]), int(values.get("n", len(items))),
-                     0, 0, values)
+                     int(values.get("n_failed", 0)), 0, values)
 
 
 def _decoded(store: ResultStore, codec, fp: str, task, item) -> tuple[np.ndarray, int]:
