@@ -46,7 +46,14 @@ CODECS.register(  # sample_rate= picks the model; n_codebooks= 1-12 (16k), 1-32 
     sample_rate="16000|24000|44100", channels=1, frame_rate="50|75|86.13",
     operating_points=tuple(sorted({round(k * per, 2) for per, n in ((0.5, 12), (0.75, 32), (0.861328125, 9))
                                    for k in range(1, n + 1)})),
-    needs_weights=True, licence="MIT", description="Descript Audio Codec via transformers; 0.5/0.75/0.86 kbps per codebook",
+    needs_weights=True, licence="MIT",
+    description="Descript Audio Codec via transformers; 0.5/0.75/0.86 kbps per codebook",
+)
+CODECS.register(  # token_rate= 25/50/100 x vocab= 4096-32768; tiny: random-weight test model
+    "semanticodec", "bench.codecs.semanticodec.codec:SemantiCodec",
+    sample_rate=16000, channels=1, frame_rate="12.5|25|50",
+    operating_points=(0.3125, 0.325, 0.3375, 0.35, 0.625, 0.65, 0.675, 0.7, 1.25, 1.3, 1.35, 1.4),
+    needs_weights=True, licence="MIT", description="SemantiCodec: AudioMAE semantic + acoustic tokens, diffusion decoder",
 )
 
 
