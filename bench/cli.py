@@ -149,7 +149,11 @@ def default_plan() -> list[str]:
     for name, points in DEFAULT_POINTS.items():
         if name not in CODECS:
             continue
-        cls = CODECS.get(name)
+        try:
+            cls = CODECS.get(name)
+        except ImportError as err:  # a broken optional install must not stop the weight-free codecs
+            log.warning("%s: cannot be imported (%s); left out of the default run", name, err)
+            continue
         available = getattr(cls, "weights_available", None)
         if available is not None and not available():
             log.info("%s: weights not present, left out of the default run (bench weights fetch %s)", name, name)
