@@ -33,6 +33,12 @@ def markdown_tables(frame: pd.DataFrame) -> str:
         return "_No results yet._\n"
     out = []
     for task, part in frame.groupby("task", sort=False):
+        # a metric that applies to no item of this task (WER on music) gets no column; rows with no value go too
+        scored = part.groupby("metric").n.max()
+        part = part[part.metric.map(scored) > 0]
+        part = part[part.groupby("fingerprint").n.transform("max") > 0]
+        if part.empty:
+            continue
         metrics = list(dict.fromkeys(part.metric))
         names = _short_names(part)
         arrows = {m: ("↑" if part[part.metric == m].higher_is_better.iloc[0] else "↓") for m in metrics}
@@ -41,7 +47,8 @@ def markdown_tables(frame: pd.DataFrame) -> str:
                  "|" + "|".join(["---"] * len(head)) + "|"]
         for fp, rows in part.groupby("fingerprint", sort=False):
             first = rows.iloc[0]
-            kbps = "-" if pd.isna(first.bitrate_kbps) else f"{first.bitrate_kbps:.3g}"
+            kbps = "-" if pd.isna(first.bitrate_kbps) else (
+                f"{first.bitrate_kbps:.3g}" if first.bitrate_kbps < 100 else f"{first.bitrate_kbps:.0f}")
             values = {r.metric: r for r in rows.itertuples(index=False)}
             cells = [_fmt(values[m].value, m) if m in values else "" for m in metrics]
             n = int(rows.n.max())
