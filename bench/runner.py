@@ -190,6 +190,7 @@ def _reason(err: BaseException) -> str:
 # -- worker processes (for --jobs > 1) ------------------------------------------------------------
 
 _WORKER: dict[str, Any] = {}
+_WARNED_LOAD: set[tuple[str, str]] = set()
 
 
 def _worker_init(codec_spec: CodecSpec | None, metric_ids: list[str]) -> None:
@@ -271,6 +272,7 @@ def run(codecs: Iterable[str | CodecSpec] = ("identity",), tasks: Iterable[str] 
     from bench.tasks import load_task
 
     started = time.perf_counter()
+    _WARNED_LOAD.clear()
     store = ResultStore(out)
     specs = [CodecSpec.parse(c) for c in codecs]
     built = []
@@ -414,6 +416,10 @@ def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, 
             encode = None  # already recorded
         store.record_item(fp, task.name, item.id, encode=encode, scores=res["scores"], failures=res["failures"])
         for stage, metric, error in res["failures"]:
+            if stage == "load":  # the file itself is bad: say it once per run, not once per codec
+                if (task.name, item.id) in _WARNED_LOAD:
+                    continue
+                _WARNED_LOAD.add((task.name, item.id))
             log.warning("%s / %s / %s: %s failed%s: %s", codec.label if codec else REFERENCE, task.name, item.id,
                         stage, f" ({metric})" if metric else "", error)
         bar.update(1)

@@ -1,7 +1,7 @@
 """`files:PATH`: every audio file under a folder as a task.
 
 Optional `transcripts.tsv` in the folder (`relative/path<TAB>transcript` or `id<TAB>transcript`, no header)
-gives transcripts; the domain is "speech" when transcripts exist, else the `domain` given (default
+gives transcripts; an item with a transcript is speech, the others take the `domain` given (default
 "sound"). A file that cannot be decoded becomes one recorded failure when the runner reads it.
 """
 
@@ -19,8 +19,10 @@ class FilesTask(Task):
         if not self.root.is_dir():
             raise FileNotFoundError(f"files:{path}: no such folder; give a folder of audio files as files:PATH")
         self.transcripts = self._read_transcripts()
-        self.domain = domain or ("speech" if self.transcripts else "sound")
-        self.meta = TaskMeta(f"files:{self.root}", self.domain, f"audio files under {self.root}")
+        # an item with a transcript is speech; the others take `domain` (default "sound")
+        self.domain = domain or "sound"
+        self.meta = TaskMeta(f"files:{self.root}", "mixed" if self.transcripts else self.domain,
+                             f"audio files under {self.root}")
 
     def _read_transcripts(self) -> dict[str, str]:
         table = self.root / "transcripts.tsv"
@@ -41,5 +43,5 @@ class FilesTask(Task):
             rel = p.relative_to(self.root).as_posix()
             item_id = rel.rsplit(".", 1)[0]
             text = self.transcripts.get(rel) or self.transcripts.get(item_id) or self.transcripts.get(p.stem)
-            items.append(Item(id=item_id, domain=self.domain, path=p, text=text))
+            items.append(Item(id=item_id, domain="speech" if text else self.domain, path=p, text=text))
         return items
