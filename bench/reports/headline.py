@@ -47,11 +47,15 @@ def headline_frame(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, bool]]:
                 direction[column] = bool(sub.higher_is_better.iloc[0])
         row["random_weights"] = bool(part.random_weights.any())
         row["reference"] = fp == REFERENCE
+        row["ceiling"] = fp == REFERENCE or first.codec == "identity"  # uncoded: shown, never "best"
         rows.append(row)
     table = pd.DataFrame(rows)
     ordered = ["codec", "kbps", "tokens/s"] + [c for c in _ORDER if c in table.columns]
     table = table.sort_values(["reference", "_name", "kbps"], na_position="last")
-    return table[ordered + ["fingerprint", "random_weights", "reference"]].reset_index(drop=True), direction
+    return table[ordered + HIDDEN].reset_index(drop=True), direction
+
+
+HIDDEN = ["fingerprint", "random_weights", "reference", "ceiling"]
 
 
 _ORDER = ["ViSQOL speech", "ViSQOL music", "ViSQOL sound", "ViSQOL avg", "WER %", "mel", "STFT", "Acc %"]
@@ -65,7 +69,7 @@ def _label(r) -> str:
 
 def _best(table: pd.DataFrame, direction: dict[str, bool]) -> dict[str, float]:
     """Best value per column among coded rows (identity and the reference are ceilings, not competitors)."""
-    coded = table[~table.reference & ~table.codec.str.startswith("identity")]
+    coded = table[~table.ceiling]
     best = {}
     for col, higher in direction.items():
         values = coded[col].dropna() if col in coded else []
@@ -89,7 +93,7 @@ def _fmt(v, col: str) -> str:
 def headline_markdown(table: pd.DataFrame, direction: dict[str, bool]) -> str:
     if table.empty:
         return "_No results yet._\n"
-    cols = [c for c in table.columns if c not in ("fingerprint", "random_weights", "reference")]
+    cols = [c for c in table.columns if c not in HIDDEN]
     best = _best(table, direction)
     head = [c + (" ↑" if direction.get(c) else " ↓" if c in direction else "") for c in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
@@ -99,7 +103,7 @@ def headline_markdown(table: pd.DataFrame, direction: dict[str, bool]) -> str:
             v = getattr(r, _attr(table, c))
             text = v if c == "codec" else _fmt(v, c)
             if c in best and isinstance(v, float) and not math.isnan(v) and math.isclose(v, best[c]) \
-                    and not r.reference:
+                    and not r.ceiling:
                 text = f"**{text}**"
             cells.append(str(text))
         lines.append("| " + " | ".join(cells) + " |")
@@ -110,7 +114,7 @@ def headline_latex(table: pd.DataFrame, direction: dict[str, bool], caption: str
     """A booktabs table, best value per column in bold."""
     from bench.reports.published import _tex
 
-    cols = [c for c in table.columns if c not in ("fingerprint", "random_weights", "reference")]
+    cols = [c for c in table.columns if c not in HIDDEN]
     best = _best(table, direction)
     head = " & ".join(_tex(c) + ("$\\uparrow$" if direction.get(c) else "$\\downarrow$" if c in direction else "")
                       for c in cols)
@@ -121,7 +125,7 @@ def headline_latex(table: pd.DataFrame, direction: dict[str, bool], caption: str
             v = getattr(r, _attr(table, c))
             text = _tex(str(v)) if c == "codec" else _tex(_fmt(v, c))
             if c in best and isinstance(v, float) and not math.isnan(v) and math.isclose(v, best[c]) \
-                    and not r.reference:
+                    and not r.ceiling:
                 text = f"\\textbf{{{text}}}"
             cells.append(text)
         body.append(" & ".join(cells) + " \\\\")

@@ -61,9 +61,9 @@ def _image_uri(path: Path) -> str:
 
 
 def _table_html(table: pd.DataFrame, direction: dict[str, bool]) -> str:
-    from bench.reports.headline import _best, _fmt
+    from bench.reports.headline import HIDDEN, _best, _fmt
 
-    cols = [c for c in table.columns if c not in ("fingerprint", "random_weights", "reference")]
+    cols = [c for c in table.columns if c not in HIDDEN]
     best = _best(table, direction)
     head = "".join(f"<th>{html.escape(c)}{' ↑' if direction.get(c) else ' ↓' if c in direction else ''}</th>"
                    for c in cols)
@@ -73,7 +73,7 @@ def _table_html(table: pd.DataFrame, direction: dict[str, bool]) -> str:
         for c in cols:
             v = r[c]
             text = html.escape(str(v)) if c == "codec" else _fmt(v, c)
-            if c in best and isinstance(v, float) and not math.isnan(v) and math.isclose(v, best[c]) and not r["reference"]:
+            if c in best and isinstance(v, float) and not math.isnan(v) and math.isclose(v, best[c]) and not r["ceiling"]:
                 text = f"<b>{text}</b>"
             cells.append(f"<td>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
