@@ -106,7 +106,7 @@ def _listening(store: ResultStore, frame: pd.DataFrame) -> str:
             clips = []
             if not info.empty:
                 r = info.iloc[0]
-                caption = r["text"] or r["label"] or ""
+                caption = next((str(v) for v in (r["text"], r["label"]) if isinstance(v, str) and v), "")
                 if isinstance(r["path"], str) and Path(r["path"]).exists():
                     from bench.audio import load
 
