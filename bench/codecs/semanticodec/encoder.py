@@ -1,0 +1,161 @@
+"""SemantiCodec encoder: normalised fbank windows -> (semantic, acoustic) token ids and their features.
+
+Per 10.24 s window (1024 fbank frames): AudioMAE features, patch stacking to `[W, F]`, nearest k-means
+centroid (semantic id), then `cat(features, centroid)` through a BiLSTM and a bias-free Linear to an
+EMA VQ codebook of 8192 entries (acoustic id). Windows are independent, so all windows of all items
+run as one batch (the official code loops over windows of a single file).
+
+State-dict keys match the official `encoder.ckpt` (`audiomae.model.*`, `encoder.*` = nn.LSTM,
+`encoder_output_linear.weight`, `quantizer._codebook.{initted, cluster_size, embed_avg, embed}`).
+The semantic centroids `[V, F]` come from a separate .npy and are a non-persistent buffer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .audiomae import AudioMAE, stack_patches
+from .config import EncoderConfig
+
+
+class EuclideanCodebook(nn.Module):
+    """The buffers of vector-quantize-pytorch's EMA codebook (one head); only `embed` is used."""
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        self.register_buffer("initted", torch.tensor(True))
+        self.register_buffer("cluster_size", torch.ones(1, size))
+        self.register_buffer("embed_avg", torch.zeros(1, size, dim))
+        self.register_buffer("embed", torch.zeros(1, size, dim))
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest-code lookup in `_codebook.embed[0]` `[C, F]` (Euclidean), as vector-quantize-pytorch at inference."""
+
+    def __init__(self, size: int, dim: int):
+        super().__init__()
+        self._codebook = EuclideanCodebook(size, dim)
+
+    def indices(self, x: torch.Tensor) -> torch.Tensor:
+        """x `[..., F]` -> int64 ids `[...]`.
+
+        Same expression and order as the reference (-sqrt(clamp(|x|^2 + |c|^2 - 2 x.c, 1e-8)),
+        argmax), so ties resolve identically.
+        """
+        embed = self._codebook.embed[0]
+        flat = x.reshape(-1, x.shape[-1]).float()
+        x2 = flat.pow(2).sum(-1)
+        c2 = embed.pow(2).sum(-1)
+        xy = (flat @ embed.T) * -2
+        dist = -(x2[:, None] + c2[None, :] + xy).clamp(min=1e-8).sqrt()
+        return dist.argmax(dim=-1).reshape(x.shape[:-1])
+
+    def lookup(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids `[...]` -> code vectors `[..., F]`."""
+        return self._codebook.embed[0][ids]
+
+
+class SemantiCodecEncoder(nn.Module):
+    """fbank windows `[n, 1024, 128]` -> tokens `[n, W, 2]` (semantic, acoustic)."""
+
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        f = cfg.feature_dim
+        self.audiomae = AudioMAE(cfg)
+        self.encoder = nn.LSTM(input_size=2 * f, hidden_size=2 * f, num_layers=cfg.lstm_layers, bias=True,
+                               batch_first=True, bidirectional=True)
+        self.encoder_output_linear = nn.Linear(4 * f, f, bias=False)
+        self.quantizer = VectorQuantizer(cfg.codebook_size, f)
+        self.register_buffer("centroids", torch.zeros(cfg.vocab, f), persistent=False)
+
+    def set_centroids(self, table: torch.Tensor) -> None:
+        """Install the semantic k-means table `[V, F]` (float32)."""
+        if tuple(table.shape) != (self.cfg.vocab, self.cfg.feature_dim):
+            raise ValueError(
+                f"semantic codebook has shape {tuple(table.shape)}, "
+                f"expected ({self.cfg.vocab}, {self.cfg.feature_dim}) "
+                f"for token_rate={self.cfg.token_rate}, vocab={self.cfg.vocab}"
+            )
+        self.centroids = table.to(device=self.centroids.device, dtype=torch.float32).contiguous()
+
+    # -- pieces ---------------------------------------------------------------------------------
+
+    def semantic_features(self, fbank: torch.Tensor) -> torch.Tensor:
+        """fbank windows `[n, 1024, 128]` -> stacked AudioMAE features `A` `[n, W, F]`."""
+        return stack_patches(self.audiomae(fbank), self.cfg.stack, self.cfg.grid)
+
+    def semantic_ids(self, feat: torch.Tensor) -> torch.Tensor:
+        """`[n, W, F]` -> nearest centroid ids `[n, W]` (squared L2 via |a|^2 + |c|^2 - 2a.c, first minimum)."""
+        c = self.centroids
+        dots = torch.mm(feat.reshape(-1, feat.shape[-1]), c.t()).reshape(feat.shape[0], feat.shape[1], -1)
+        dist = feat.pow(2).sum(dim=2, keepdim=True) + c.pow(2).sum(dim=1, keepdim=True).t() - 2 * dots
+        return torch.min(dist, dim=2)[1]
+
+    @staticmethod
+    def padding_cutoff(fbank: torch.Tensor) -> torch.Tensor:
+        """Fraction of each window before its trailing run of flat frames (std over bins <= 1e-7) `[n]`.
+
+        The official detector: cutoff = (last non-flat frame + 1) / 1024, 1.0 if no frame is flat,
+        0.0 if all are (or if exactly one is not: a quirk of the official code, kept).
+        """
+        flat = torch.std(fbank, dim=-1) <= 1e-7  # [n, T]
+        t = fbank.shape[1]
+        idx = torch.arange(1, t + 1, device=fbank.device)
+        last = torch.where(~flat, idx, torch.zeros_like(idx)).amax(dim=1)  # last non-flat frame + 1, 0 if none
+        full = ~flat.any(dim=1)
+        # official quirk: with exactly one non-flat frame its index lookup fails and the cutoff becomes 0
+        single = (~flat).sum(dim=1) == 1
+        last = torch.where(single & ~full, torch.zeros_like(last), last)
+        return torch.where(full, torch.full_like(last, t), last).double() / t
+
+    def condition_input(self, feat: torch.Tensor, sem_ids: torch.Tensor, cutoff: torch.Tensor) -> torch.Tensor:
+        """BiLSTM input `[n, W, 2F]` = features ++ their centroids, rows from ceil(W * cutoff) on set to -1."""
+        x = torch.cat([feat, self.centroids[sem_ids]], dim=-1)
+        w = x.shape[1]
+        for i, frac in enumerate(cutoff.tolist()):
+            start = int(math.ceil(w * frac))
+            x[i, start:] = -1.0  # "mark_out_padding": padding rows become -1 before the LSTM
+        return x
+
+    def acoustic_ids(self, feat: torch.Tensor, sem_ids: torch.Tensor, cutoff: torch.Tensor) -> torch.Tensor:
+        """BiLSTM + Linear + VQ: `[n, W, F]`, `[n, W]`, cutoff `[n]` -> acoustic ids `[n, W]`."""
+        out = self.encoder(self.condition_input(feat, sem_ids, cutoff))[0]
+        return self.quantizer.indices(self.encoder_output_linear(out))
+
+    # -- whole ------------------------------------------------------------------------------------
+
+    def forward(self, fbank: torch.Tensor, batch_size: int | None = None,
+                autocast_dtype: torch.dtype | None = None) -> torch.Tensor:
+        """fbank windows `[n, 1024, 128]` -> tokens int64 `[n, W, 2]` (semantic, acoustic).
+
+        `batch_size` windows run together (None: all); results do not depend on it beyond float
+        round-off in the batched matrix products. `autocast_dtype` (e.g. torch.bfloat16) runs AudioMAE
+        and the BiLSTM under autocast; the two nearest-neighbour searches stay in float32. Not
+        bit-faithful: ~99 % of tokens equal the float32 ones at rate 100 (random weights).
+        """
+        n = fbank.shape[0]
+        step = n if not batch_size else int(batch_size)
+        fast = torch.autocast(fbank.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+        exact = torch.autocast(fbank.device.type, enabled=False)
+        out = []
+        for s in range(0, n, max(step, 1)):
+            chunk = fbank[s: s + step]
+            with fast:
+                feat = self.semantic_features(chunk).float()
+            with exact:
+                sem = self.semantic_ids(feat)
+                x = self.condition_input(feat, sem, self.padding_cutoff(chunk))
+            with fast:
+                h = self.encoder_output_linear(self.encoder(x)[0]).float()
+            with exact:
+                aco = self.quantizer.indices(h)
+            out.append(torch.stack([sem, aco], dim=-1))
+        return torch.cat(out, dim=0)
+
+    def tokens_to_features(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens `[..., 2]` (semantic, acoustic) -> decoder features `[..., 2F]` = acoustic ++ semantic."""
+        return torch.cat([self.quantizer.lookup(tokens[..., 1]), self.centroids[tokens[..., 0]]], dim=-1)
