@@ -275,7 +275,8 @@ def cmd_list(args) -> int:
         for e in CODECS.entries():
             m = e.meta
             points = ", ".join(f"{p:g}" for p in m.get("operating_points", ())) or "-"
-            rows.append((e.name, str(m.get("sample_rate", "")), points, str(m.get("frame_rate") or "-"),
+            rate = m.get("sample_rate")
+            rows.append((e.name, "any" if rate is None else str(rate), points, str(m.get("frame_rate") or "-"),
                          "needed" if m.get("needs_weights") else "none", str(m.get("licence", ""))))
     elif args.what == "metrics":
         from bench.metrics import METRICS
@@ -296,10 +297,15 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _print_rows(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for j, r in enumerate(rows):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+def _print_rows(rows: list[tuple[str, ...]], max_width: int = 64) -> None:
+    """A plain table; cells longer than max_width wrap onto continuation lines."""
+    import textwrap
+
+    wrapped = [[textwrap.wrap(c, max_width) or [""] for c in r] for r in rows]
+    widths = [max(len(line) for r in wrapped for line in r[i]) for i in range(len(rows[0]))]
+    for j, r in enumerate(wrapped):
+        for k in range(max(len(c) for c in r)):
+            print("  ".join((c[k] if k < len(c) else "").ljust(w) for c, w in zip(r, widths)).rstrip())
         if j == 0:
             print("  ".join("-" * w for w in widths))
 
