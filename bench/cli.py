@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     wf.add_argument("--dest", help="folder to download into (default: the bench cache)")
     wf.add_argument("--variant", help="one variant only (e.g. 24khz, 16khz, tokenrate_100)")
     wsub.add_parser("list", help="which weights are present in the cache")
+    wr = wsub.add_parser("random", help="write RANDOM weights in a codec's official layout (wiring tests only)")
+    wr.add_argument("name", choices=["encodec", "dac", "semanticodec"])
+    wr.add_argument("--dest", required=True, help="folder to write into; then run with --weights DEST")
+    wr.add_argument("--variant", help="encodec: 24000|48000; dac: 16000|24000|44100; semanticodec: RATE/VOCAB "
+                                      "(default 50/4096)")
+    wr.add_argument("--tiny", action="store_true", help="tiny configuration (semanticodec: load with :tiny)")
     return p
 
 
@@ -315,6 +321,12 @@ def _print_rows(rows: list[tuple[str, ...]], max_width: int = 64) -> None:
 def cmd_weights(args) -> int:
     from bench.codecs import weights
 
+    if args.weights_command == "random":
+        from bench.codecs.random_weights import write_random
+
+        path = write_random(args.name, args.dest, variant=args.variant, tiny=args.tiny)
+        print(f"RANDOM weights for {args.name} written to {path} (for wiring tests; the numbers mean nothing)")
+        return 0
     if args.weights_command == "fetch":
         path = weights.fetch(args.name, dest=args.dest, variant=args.variant)
         print(f"weights for {args.name} in {path}")
