@@ -1,0 +1,147 @@
+"""`opus`: Opus (RFC 6716) through PyAV/libopus, CBR, 20 ms packets, pre-skip removed."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from fractions import Fraction
+from typing import Sequence
+
+
+from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
+from bench.codecs.classic.common import _encode_frames, _import_av, _prepare, _codes_from_payload, _payload_of, _measured_bitrate, _stack, _frames_to_mono, _check_decode_rate, _Classic, _number, _tidy
+
+log = logging.getLogger(__name__)
+
+
+# -- Opus -------------------------------------------------------------------------------------------
+
+OPUS_KBPS = (6, 8, 12, 16, 24, 32, 64)
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+OPUS_APPLICATIONS = ("audio", "voip", "lowdelay")
+OPUS_FRAME_MS = 20  # libopus default packet duration; meta.frame_rate = 50 packets/s
+
+
+@functools.lru_cache(maxsize=64)
+def _opus_header(sample_rate: int, kbps: float, application: str) -> bytes:
+    """The OpusHead (RFC 7845) libopus writes for these settings: it carries the pre-skip (delay)."""
+    return bytes(_opus_encoder(sample_rate, kbps, application).extradata)
+
+
+def _opus_encoder(sample_rate: int, kbps: float, application: str):
+    av = _import_av()
+    ctx = av.CodecContext.create("libopus", "w")
+    ctx.sample_rate = sample_rate
+    ctx.layout = "mono"
+    ctx.format = "flt"
+    ctx.bit_rate = int(round(kbps * 1000))
+    ctx.time_base = Fraction(1, sample_rate)
+    # Hard CBR: every packet has the nominal size, so the measured rate is the nominal one and
+    # packets can be split again from the concatenated bytes without a length table.
+    ctx.options = {"vbr": "off", "application": application, "frame_duration": str(OPUS_FRAME_MS)}
+    ctx.open()
+    return ctx
+
+
+
+
+class Opus(_Classic):
+    """Opus (RFC 6716) through PyAV's libopus, mono, hard CBR (`vbr=off`), 20 ms packets.
+
+    Options: `kbps` (any rate from 6 to 256; the operating points are 6, 8, 12, 16, 24, 32,
+    64), `sample_rate` (8000, 12000, 16000, 24000 or 48000; default 48000), `application` ("audio",
+    default, "voip" or "lowdelay"). `bitrate=K` picks the nearest operating point. Default 6 kbps.
+    Audio `[B, C, T]` at `sample_rate` in, mono `[B, 1, T]` at `sample_rate` out; the libopus decoder
+    always works at 48 kHz, so other rates are resampled back (soxr) after decoding.
+    Alignment: the decoder is given the encoder's OpusHead, so it drops the pre-skip itself
+    (312 samples at 48 kHz for "audio"); then trimmed/padded to the input length. CELT packets
+    (64 kbps here) come out sample-aligned; libopus's SILK/hybrid paths (6-32 kbps) leave up to ~3
+    samples (0.06 ms) of offset at 48 kHz, ~1 at 16 kHz: the codec's own behaviour, not corrected.
+    Bitrate: packet payload bytes (no Ogg pages, no OpusHead/OpusTags), including the flush packet.
+    """
+
+    name = "opus"
+    licence = "BSD-3-Clause (libopus)"
+
+    def __init__(self, kbps: float = 6, sample_rate: int = 48000, application: str = "audio"):
+        kbps = _number(kbps, self.name, "kbps")
+        if not 6 <= kbps <= 256:
+            raise CodecError(
+                f"codec 'opus': kbps={kbps:g} is outside 6..256 kbps (libopus, mono); "
+                f"operating points: {', '.join(map(str, OPUS_KBPS))}"
+            )
+        sample_rate = int(_number(sample_rate, self.name, "sample_rate"))
+        self._check_choice(self.name, "sample_rate", sample_rate, OPUS_RATES)
+        self._check_choice(self.name, "application", application, OPUS_APPLICATIONS)
+        self.kbps, self.sample_rate, self.application = kbps, sample_rate, application
+        self.options = {"kbps": _tidy(kbps)}
+        if sample_rate != 48000:
+            self.options["sample_rate"] = sample_rate
+        if application != "audio":
+            self.options["application"] = application
+        self.meta = CodecMeta(
+            name="opus", sample_rate=sample_rate, channels=1, operating_points=OPUS_KBPS,
+            frame_rate=1000.0 / OPUS_FRAME_MS, needs_weights=False, licence=self.licence, paper="RFC 6716",
+        )
+
+    @classmethod
+    def operating_points(cls) -> list[OperatingPoint]:
+        return [OperatingPoint(float(k), {"kbps": k}, f"opus {k} kbps") for k in OPUS_KBPS]
+
+    @property
+    def packet_bytes(self) -> int:
+        """Bytes per CBR packet: kbps x 20 ms / 8, rounded half up as libopus does (13 kbps -> 33)."""
+        return int(math.floor(self.kbps * OPUS_FRAME_MS / 8 + 0.5))
+
+    def encode(self, wav, sample_rate: int | None = None) -> Encoded:
+        """wav float32 `[B, C, T]` at meta.sample_rate (or `sample_rate`) -> Encoded, codes `[B, 1, N]` bytes."""
+        x = _prepare(wav, self.name, self.sample_rate, 1, sample_rate)
+        payload, sizes = [], []
+        for item in x:
+            ctx = _opus_encoder(self.sample_rate, self.kbps, self.application)
+            packets = _encode_frames(ctx, item[0], "flt")
+            sizes.append([p.size for p in packets])
+            payload.append(b"".join(bytes(p) for p in packets))
+        lengths = [x.shape[-1]] * x.shape[0]
+        return Encoded(
+            codes=_codes_from_payload(payload), bitrate=_measured_bitrate(payload, lengths, self.sample_rate),
+            lengths=lengths, sample_rate=self.sample_rate, payload=payload, extra={"packet_sizes": sizes},
+        )
+
+    def _split(self, data: bytes, sizes: Sequence[int] | None) -> list[bytes]:
+        if sizes is None:  # hard CBR: equal packets
+            n = self.packet_bytes
+            if n <= 0 or len(data) % n:
+                raise CodecError(
+                    f"codec 'opus': {len(data)} bytes do not split into {n}-byte CBR packets; "
+                    "keep Encoded.extra['packet_sizes'] with the codes"
+                )
+            sizes = [n] * (len(data) // n)
+        out, offset = [], 0
+        for s in sizes:
+            out.append(data[offset : offset + s])
+            offset += s
+        return out
+
+    def decode(self, enc: Encoded):
+        """Encoded -> float32 `[B, 1, T]` at meta.sample_rate, aligned with and as long as the input."""
+        from bench.audio import resample
+
+        av = _import_av()
+        _check_decode_rate(enc, self.sample_rate, self.name)
+        all_sizes = enc.extra.get("packet_sizes")
+        header = _opus_header(self.sample_rate, self.kbps, self.application)
+        items = []
+        for i, data in enumerate(_payload_of(enc)):
+            ctx = av.CodecContext.create("libopus", "r")
+            ctx.extradata = header  # carries the pre-skip, which the decoder then drops
+            ctx.open()
+            frames = []
+            for packet in self._split(data, all_sizes[i] if all_sizes else None):
+                frames.extend(ctx.decode(av.Packet(packet)))
+            frames.extend(ctx.decode(None))
+            y = _frames_to_mono(frames)
+            rate = frames[0].sample_rate if frames else 48000
+            items.append(resample(y[None], rate, self.sample_rate))
+        return _stack(items, enc.lengths)
