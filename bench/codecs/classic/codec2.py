@@ -8,7 +8,10 @@ from typing import Any
 import numpy as np
 
 from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
-from bench.codecs.classic.common import _prepare, _codes_from_payload, _payload_of, _measured_bitrate, _stack, _check_decode_rate, _Classic
+from bench.codecs.classic.common import (
+    _Classic, _check_decode_rate, _codes_from_payload, _measured_bitrate, _payload_of, _prepare,
+    _stack,
+)
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
-from bench.codecs.classic.common import _as_numpy_batch, _Classic, _number
+from bench.codecs.classic.common import (
+    _Classic, _as_numpy_batch, _number,
+)
 
 log = logging.getLogger(__name__)
 
 
 # -- identity ---------------------------------------------------------------------------------------
-
 
 class Identity(_Classic):
     """Passes audio through unchanged: the ceiling of every metric.

@@ -6,9 +6,11 @@ import logging
 from fractions import Fraction
 from typing import Any
 
-
 from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
-from bench.codecs.classic.common import _encode_frames, _import_av, _prepare, _codes_from_payload, _payload_of, _measured_bitrate, _stack, _frames_to_mono, _check_decode_rate, _Classic, _number
+from bench.codecs.classic.common import (
+    _Classic, _check_decode_rate, _codes_from_payload, _encode_frames, _frames_to_mono, _import_av,
+    _measured_bitrate, _number, _payload_of, _prepare, _stack,
+)
 
 log = logging.getLogger(__name__)
 
