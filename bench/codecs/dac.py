@@ -29,7 +29,7 @@ import torch
 
 from bench.codecs import weights as W
 from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
-from bench.codecs.encodec import NeuralCodec, code_bitrate, plan_chunks
+from bench.codecs.neural import NeuralCodec, code_bitrate, plan_chunks
 
 CONTEXT_FRAMES = 32
 
@@ -295,16 +295,15 @@ class DAC(NeuralCodec):
         if device != "cpu":
             self.to(device)
 
-    def _load(self, found: W.Found):
+    @staticmethod
+    def _port_class():
         from transformers import DacModel
 
-        if found.kind == "hf":
-            model = DacModel.from_pretrained(str(found.path), local_files_only=True)
-            if model.config.sampling_rate != self.variant.sample_rate:
-                raise CodecError(f"{found.path} holds the {model.config.sampling_rate} Hz DAC, not "
-                                 f"{self.variant.sample_rate} Hz; pass sample_rate={model.config.sampling_rate}")
-            return model
-        return load_dac_original(found.path, self.variant)
+        return DacModel
+
+    @staticmethod
+    def _load_original(path: Path, variant: DacVariant):
+        return load_dac_original(path, variant)
 
     @classmethod
     def operating_points(cls) -> list[OperatingPoint]:

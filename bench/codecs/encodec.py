@@ -16,139 +16,24 @@ the reference does. Peak memory is then one window's activations plus the O(T) i
 (measured on CPU, fp32: about 0.55 GiB for a 30 s window, 0.65 GiB for a 90 s file), so a 10-minute 24 kHz
 file needs under 0.75 GiB above the model (~60 MB); at 48 kHz it is one 1 s segment plus the audio buffers
 (input, output and the overlap weights: about 0.6 GB for 10 minutes of stereo).
-
-The shared base class `NeuralCodec` (chunk plan, bitrate, weights handling) is used by `bench.codecs.dac` too.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
 from bench.codecs import weights as W
-from bench.codecs.base import Codec, CodecError, CodecMeta, Encoded, OperatingPoint
+from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
+from bench.codecs.neural import NeuralCodec, code_bitrate, plan_chunks
 
 log = logging.getLogger(__name__)
-
-
-# -- shared by the neural codecs ------------------------------------------------------------------
-
-def plan_chunks(n_frames: int, chunk_frames: int, context_frames: int) -> list[tuple[int, int, int, int]]:
-    """Chunks of a sequence of `n_frames` frames: (keep_start, keep_end, window_start, window_end).
-
-    Frames [keep_start, keep_end) are taken from a pass over [window_start, window_end), which adds up to
-    `context_frames` either side (clipped at the ends). One chunk when n_frames <= chunk_frames.
-    """
-    if n_frames <= chunk_frames:
-        return [(0, n_frames, 0, n_frames)]
-    out = []
-    for a in range(0, n_frames, chunk_frames):
-        b = min(a + chunk_frames, n_frames)
-        out.append((a, b, max(0, a - context_frames), min(n_frames, b + context_frames)))
-    return out
-
-
-def code_bitrate(codes: torch.Tensor, bits_per_code: float, seconds: float, side_bits: float = 0.0) -> float:
-    """Bits per second of a batch of code streams `[B, K, N]` covering `seconds` of audio per item.
-
-    Every code costs `bits_per_code` (log2 of its codebook size); `side_bits` is any further side
-    information per item (e.g. Encodec 48 kHz's 32-bit scale per segment).
-    """
-    b, k, n = codes.shape
-    if seconds <= 0:
-        raise CodecError("cannot compute a bitrate for empty audio")
-    return (k * n * bits_per_code + side_bits) / seconds
-
-
-class NeuralCodec(Codec):
-    """Common plumbing of the transformers-based codecs: variants, weights, device, input checks."""
-
-    weight_suffixes: ClassVar[tuple[str, ...]] = ()
-    default_sample_rate: ClassVar[int] = 0
-    model: Any
-    device: str
-
-    # subclasses: variant table keyed by sample rate, each with `.key` ("24khz") and `.sample_rate`
-    variants: ClassVar[dict[int, Any]] = {}
-
-    @classmethod
-    def variant_for(cls, sample_rate: Any) -> Any:
-        """24000, "24000", "24khz", 24 -> the variant; a clear error naming the choices otherwise."""
-        try:
-            key = W.normalise_variant(cls.name, sample_rate)
-        except ValueError:
-            key = None
-        for v in cls.variants.values():
-            if v.key == key:
-                return v
-        choices = ", ".join(str(sr) for sr in cls.variants)
-        raise CodecError(f"{cls.name} has no sample_rate={sample_rate!r}; choose one of {choices}")
-
-    @classmethod
-    def nearest_operating_point(cls, kbps: float, options: dict[str, Any] | None = None) -> OperatingPoint:
-        options = dict(options or {})
-        if "sample_rate" in options:  # compare variants by value, whatever spelling the user gave
-            options["sample_rate"] = cls.variant_for(options["sample_rate"]).sample_rate
-        return super().nearest_operating_point(kbps, options)
-
-    @classmethod
-    def find_weights(cls, sample_rate: int | None = None, weights: str | Path | None = None) -> W.Found | None:
-        variant = cls.variant_for(sample_rate or cls.default_sample_rate)
-        where = weights if weights is not None else W.weights_dir(cls.name, variant.key)
-        return W.find_weights(where, cls.name, variant.key, cls.weight_suffixes)
-
-    @classmethod
-    def weights_available(cls, sample_rate: int | None = None) -> bool:
-        """True when the default variant's (or `sample_rate`'s) weights are in the cache."""
-        return cls.find_weights(sample_rate) is not None
-
-    def _resolve_weights(self, weights: str | Path | None) -> W.Found:
-        found = self.find_weights(self.variant.sample_rate, weights)
-        if found is None:
-            looked = weights if weights is not None else W.weights_dir(self.name, self.variant.key)
-            raise W.missing_weights(self.name, looked, self.variant.key)
-        if found.kind == "original":
-            W.verify_original(found.path)
-        return found
-
-    def _init_digest(self, found: W.Found | None, random_tag: str) -> None:
-        self._weight_files = found.files if found else []
-        self._random_tag = random_tag
-        self._digest: str | None = None
-
-    def weights_digest(self) -> str:
-        """sha256 over the weight files in use (computed once); random models hash their recipe."""
-        if self._digest is None:
-            if self._weight_files:
-                self._digest = W.weights_digest(self._weight_files)
-            else:
-                self._digest = hashlib.sha256(self._random_tag.encode()).hexdigest()
-        return self._digest
-
-    def to(self, device: str) -> "NeuralCodec":
-        self.device = str(device)
-        self.model.to(self.device)
-        return self
-
-    def _check_input(self, wav: Any) -> torch.Tensor:
-        """Any array `[B, C, T]` -> float32 CPU tensor, with errors that say what to pass."""
-        x = torch.as_tensor(wav)
-        if x.ndim != 3:
-            raise CodecError(f"{self.name}: expected audio [B, C, T], got shape {tuple(x.shape)}; "
-                             "add the batch/channel axes (e.g. wav[None, None])")
-        if x.shape[1] != self.meta.channels:
-            raise CodecError(f"{self.name} {self.variant.key} takes {self.meta.channels}-channel audio, got "
-                             f"{x.shape[1]}; convert with bench.audio.to_channels first")
-        if x.shape[-1] == 0:
-            raise CodecError(f"{self.name}: empty audio (0 samples)")
-        return x.detach().to("cpu", torch.float32)
 
 
 # -- Encodec ----------------------------------------------------------------------------------------
@@ -364,16 +249,15 @@ class Encodec(NeuralCodec):
         if device != "cpu":
             self.to(device)
 
-    def _load(self, found: W.Found):
+    @staticmethod
+    def _port_class():
         from transformers import EncodecModel
 
-        if found.kind == "hf":
-            model = EncodecModel.from_pretrained(str(found.path), local_files_only=True)
-            if model.config.sampling_rate != self.variant.sample_rate:
-                raise CodecError(f"{found.path} holds the {model.config.sampling_rate} Hz Encodec, not "
-                                 f"{self.variant.sample_rate} Hz; pass sample_rate={model.config.sampling_rate}")
-            return model
-        return load_encodec_original(found.path, self.variant)
+        return EncodecModel
+
+    @staticmethod
+    def _load_original(path: Path, variant: EncodecVariant):
+        return load_encodec_original(path, variant)
 
     @classmethod
     def operating_points(cls) -> list[OperatingPoint]:
