@@ -112,13 +112,20 @@ def _metric_rate(metric, item, codec_sr: int) -> int:
     return int(metric.rate_for(codec_sr))
 
 
-def _score(metric, ref: np.ndarray, ref_sr: int, rec: np.ndarray, rec_sr: int, item) -> dict[str, float]:
-    """Resample both sides to the metric's rate, align lengths to the reference, score, check values."""
+def _score(metric, ref: np.ndarray, ref_sr: int, rec: np.ndarray, rec_sr: int, item,
+           aligned: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
+    """Resample both sides to the metric's rate, align lengths to the reference, score, check values.
+
+    `aligned` keeps each rate's pair for the item's other metrics (most share 16 kHz): resampled once.
+    """
     rate = _metric_rate(metric, item, rec_sr)
-    r = au.resample(ref, ref_sr, rate)
-    d = au.fit_length(au.resample(rec, rec_sr, rate), r.shape[-1])
-    if d.shape[0] != r.shape[0]:
-        d = au.to_channels(d, r.shape[0])
+    if rate not in aligned:
+        r = au.resample(ref, ref_sr, rate)
+        d = au.fit_length(au.resample(rec, rec_sr, rate), r.shape[-1])
+        if d.shape[0] != r.shape[0]:
+            d = au.to_channels(d, r.shape[0])
+        aligned[rate] = (r, d)
+    r, d = aligned[rate]
     values = metric.score(r, d, rate, item=item)
     bad = [k for k, v in values.items() if not np.isfinite(v)]
     if bad:
@@ -153,9 +160,10 @@ def process_item(codec, metrics: list, item, cache_file: Path) -> dict[str, Any]
         result["failures"].append(("codec", "", _reason(err)))
         item.release()
         return result
+    aligned: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for metric in metrics:
         try:
-            result["scores"][metric.identity()] = _score(metric, ref, sr, rec, rec_sr, item)
+            result["scores"][metric.identity()] = _score(metric, ref, sr, rec, rec_sr, item, aligned)
         except Exception as err:  # noqa: BLE001
             log.debug("metric failure on %s", item.id, exc_info=True)
             result["failures"].append(("metric", metric.identity(), _reason(err)))
@@ -173,9 +181,10 @@ def process_reference(metrics: list, item) -> dict[str, Any]:
         result["failures"].append(("load", "", _reason(err)))
         return result
     result["item"] = (item.domain, sr, audio.shape[-1] / sr)
+    aligned: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for metric in metrics:
         try:
-            result["scores"][metric.identity()] = _score(metric, audio, sr, audio, sr, item)
+            result["scores"][metric.identity()] = _score(metric, audio, sr, audio, sr, item, aligned)
         except Exception as err:  # noqa: BLE001
             result["failures"].append(("metric", metric.identity(), _reason(err)))
     item.release()
@@ -409,11 +418,11 @@ def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, 
             store.add_item(task.name, item.id, domain, sr, seconds, item.text,
                            item.label if isinstance(item.label, str) or item.label is None else str(item.label),
                            str(item.path) if item.path else None)
-        encode = res["encode"] or res.get("encode_cached")
-        if res["encode"] is not None:
+        encode = res["encode"]
+        if encode is not None:
             codec_work += 1
-        if encode is not None and store.encode_row(fp, task.name, item.id) is not None and res["encode"] is None:
-            encode = None  # already recorded
+        elif res.get("encode_cached") and store.encode_row(fp, task.name, item.id) is None:
+            encode = res["encode_cached"]  # output on disk from a run killed before its row was written
         store.record_item(fp, task.name, item.id, encode=encode, scores=res["scores"], failures=res["failures"])
         for stage, metric, error in res["failures"]:
             if stage == "load":  # the file itself is bad: say it once per run, not once per codec
