@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .onednn import Linear
+
 
 class CrossAttention(nn.Module):
     """Multi-head attention; self-attention when built with context_dim None.
@@ -29,11 +31,11 @@ class CrossAttention(nn.Module):
         self.dim_head = dim_head
         self.is_cross = context_dim is not None
         kv_dim = context_dim if context_dim is not None else query_dim
-        self.to_q = nn.Linear(query_dim, inner, bias=False)
-        self.to_k = nn.Linear(kv_dim, inner, bias=False)
-        self.to_v = nn.Linear(kv_dim, inner, bias=False)
+        self.to_q = Linear(query_dim, inner, bias=False)
+        self.to_k = Linear(kv_dim, inner, bias=False)
+        self.to_v = Linear(kv_dim, inner, bias=False)
         # index 1 of the official Sequential is a Dropout(0): it holds no parameters
-        self.to_out = nn.Sequential(nn.Linear(inner, query_dim))
+        self.to_out = nn.Sequential(Linear(inner, query_dim))
 
     def _split(self, t: torch.Tensor) -> torch.Tensor:
         b, n, _ = t.shape
@@ -58,7 +60,7 @@ class CrossAttention(nn.Module):
 class GEGLU(nn.Module):
     def __init__(self, dim_in: int, dim_out: int):
         super().__init__()
-        self.proj = nn.Linear(dim_in, dim_out * 2)
+        self.proj = Linear(dim_in, dim_out * 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, gate = self.proj(x).chunk(2, dim=-1)
@@ -71,7 +73,7 @@ class FeedForward(nn.Module):
     def __init__(self, dim: int, mult: int = 4):
         super().__init__()
         inner = dim * mult
-        self.net = nn.Sequential(GEGLU(dim, inner), nn.Identity(), nn.Linear(inner, dim))
+        self.net = nn.Sequential(GEGLU(dim, inner), nn.Identity(), Linear(inner, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

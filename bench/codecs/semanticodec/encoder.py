@@ -17,8 +17,15 @@ import math
 import torch
 from torch import nn
 
+from . import onednn
 from .audiomae import AudioMAE, stack_patches
 from .config import EncoderConfig
+from .lstm import BiLSTM
+
+
+def _row_chunks(n: int, rows: int = 256):
+    """Row slices for the nearest-neighbour searches: a `[256, codebook]` distance block stays in cache."""
+    return [slice(s, min(s + rows, n)) for s in range(0, n, rows)]
 
 
 class EuclideanCodebook(nn.Module):
@@ -47,11 +54,14 @@ class VectorQuantizer(nn.Module):
         """
         embed = self._codebook.embed[0]
         flat = x.reshape(-1, x.shape[-1]).float()
-        x2 = flat.pow(2).sum(-1)
+        x2 = flat.pow(2).sum(-1, keepdim=True)
         c2 = embed.pow(2).sum(-1)
-        xy = (flat @ embed.T) * -2
-        dist = -(x2[:, None] + c2[None, :] + xy).clamp(min=1e-8).sqrt()
-        return dist.argmax(dim=-1).reshape(x.shape[:-1])
+        out = torch.empty(flat.shape[0], dtype=torch.int64, device=flat.device)
+        for rows in _row_chunks(flat.shape[0]):
+            xy = onednn.linear(flat[rows], embed).mul_(-2)
+            dist = (x2[rows] + c2).add_(xy).clamp_(min=1e-8).sqrt_().neg_()
+            out[rows] = dist.argmax(dim=-1)
+        return out.reshape(x.shape[:-1])
 
     def lookup(self, ids: torch.Tensor) -> torch.Tensor:
         """ids `[...]` -> code vectors `[..., F]`."""
@@ -66,9 +76,8 @@ class SemantiCodecEncoder(nn.Module):
         self.cfg = cfg
         f = cfg.feature_dim
         self.audiomae = AudioMAE(cfg)
-        self.encoder = nn.LSTM(input_size=2 * f, hidden_size=2 * f, num_layers=cfg.lstm_layers, bias=True,
-                               batch_first=True, bidirectional=True)
-        self.encoder_output_linear = nn.Linear(4 * f, f, bias=False)
+        self.encoder = BiLSTM(input_size=2 * f, hidden_size=2 * f, num_layers=cfg.lstm_layers)
+        self.encoder_output_linear = onednn.Linear(4 * f, f, bias=False)
         self.quantizer = VectorQuantizer(cfg.codebook_size, f)
         self.register_buffer("centroids", torch.zeros(cfg.vocab, f), persistent=False)
 
@@ -91,9 +100,14 @@ class SemantiCodecEncoder(nn.Module):
     def semantic_ids(self, feat: torch.Tensor) -> torch.Tensor:
         """`[n, W, F]` -> nearest centroid ids `[n, W]` (squared L2 via |a|^2 + |c|^2 - 2a.c, first minimum)."""
         c = self.centroids
-        dots = torch.mm(feat.reshape(-1, feat.shape[-1]), c.t()).reshape(feat.shape[0], feat.shape[1], -1)
-        dist = feat.pow(2).sum(dim=2, keepdim=True) + c.pow(2).sum(dim=1, keepdim=True).t() - 2 * dots
-        return torch.min(dist, dim=2)[1]
+        flat = feat.reshape(-1, feat.shape[-1])
+        f2 = flat.pow(2).sum(dim=1, keepdim=True)
+        c2 = c.pow(2).sum(dim=1, keepdim=True).t()
+        out = torch.empty(flat.shape[0], dtype=torch.int64, device=flat.device)
+        for rows in _row_chunks(flat.shape[0]):
+            dots = onednn.linear(flat[rows], c)
+            out[rows] = torch.min((f2[rows] + c2).sub_(dots, alpha=2), dim=1)[1]
+        return out.reshape(feat.shape[:2])
 
     @staticmethod
     def padding_cutoff(fbank: torch.Tensor) -> torch.Tensor:

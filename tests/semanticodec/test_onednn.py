@@ -1,0 +1,109 @@
+"""The oneDNN inference paths (linear layers, the encoder BiLSTM) against PyTorch's own modules in float64."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.codecs.semanticodec import onednn
+from bench.codecs.semanticodec.lstm import BiLSTM
+
+needs_onednn = pytest.mark.skipif(not onednn.available(), reason="this PyTorch build has no oneDNN linear ops")
+
+
+@needs_onednn
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_matches_float64(bias):
+    torch.manual_seed(0)
+    x, w = torch.randn(3, 70, 96), torch.randn(200, 96) / 10
+    b = torch.randn(200) if bias else None
+    with torch.inference_mode():
+        got = onednn.linear(x, w, b)
+    want = F.linear(x.double(), w.double(), None if b is None else b.double())
+    assert got.shape == (3, 70, 200) and got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, atol=2e-6, rtol=1e-6)
+
+
+@needs_onednn
+def test_linear_add_with_packed_weight():
+    torch.manual_seed(1)
+    x, w, other = torch.randn(5, 64), torch.randn(256, 64), torch.randn(5, 256)
+    with torch.inference_mode():
+        got = onednn.linear_add(x, onednn.packed(w, 5), other)
+    torch.testing.assert_close(got.double(), x.double() @ w.double().T + other.double(), atol=2e-5, rtol=1e-6)
+
+
+def test_linear_falls_back_where_onednn_does_not_apply():
+    torch.manual_seed(2)
+    layer = onednn.Linear(16, 8)
+    x = torch.randn(4, 16, requires_grad=True)
+    layer(x).sum().backward()  # autograd recording: plain F.linear, gradients flow
+    assert x.grad is not None and layer.weight.grad is not None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(x).dtype == torch.bfloat16
+    with torch.inference_mode():
+        wide = onednn.Linear(16, 8).double()
+        torch.testing.assert_close(wide(x.double()), F.linear(x.double(), wide.weight, wide.bias))
+        torch.backends.mkldnn.enabled = False
+        try:
+            assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
+        finally:
+            torch.backends.mkldnn.enabled = True
+
+
+def _reference(lstm: BiLSTM) -> torch.nn.LSTM:
+    ref = torch.nn.LSTM(lstm.input_size, lstm.hidden_size, lstm.num_layers, batch_first=True,
+                        bidirectional=True).double()
+    ref.load_state_dict({k: v.double() for k, v in lstm.state_dict().items()})
+    return ref
+
+
+@needs_onednn
+def test_bilstm_fast_path_matches_nn_lstm(monkeypatch):
+    torch.manual_seed(3)
+    lstm = BiLSTM(24, 32, num_layers=3).eval()
+    assert list(lstm.state_dict()) == list(torch.nn.LSTM(24, 32, 3, batch_first=True, bidirectional=True).state_dict())
+    ref = _reference(lstm)
+    calls = []
+    fast = BiLSTM._forward_onednn
+    monkeypatch.setattr(BiLSTM, "_forward_onednn", lambda self, x: calls.append(x.shape) or fast(self, x))
+    for batch in (3, 1, 3):  # a new batch size re-packs W_hh
+        x = torch.randn(batch, 40, 24)
+        with torch.inference_mode():
+            out, (h, c) = lstm(x)
+        want, (wh, wc) = ref(x.double())
+        assert out.shape == (batch, 40, 64)
+        torch.testing.assert_close(out.double(), want, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(h.double(), wh, atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(c.double(), wc, atol=1e-6, rtol=1e-5)
+    assert len(calls) == 3  # the oneDNN path ran each time
+
+
+@needs_onednn
+def test_bilstm_sees_new_weights():
+    """The packed copy of W_hh follows in-place weight changes (e.g. a checkpoint loaded after a first run)."""
+    torch.manual_seed(4)
+    lstm = BiLSTM(8, 16, num_layers=1).eval()
+    x = torch.randn(2, 10, 8)
+    with torch.inference_mode():
+        before = lstm(x)[0]
+    with torch.no_grad():
+        lstm.weight_hh_l0_reverse.mul_(-1.5)
+    with torch.inference_mode():
+        after = lstm(x)[0]
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after.double(), _reference(lstm)(x.double())[0], atol=1e-6, rtol=1e-5)
+
+
+def test_bilstm_keeps_autograd_and_initial_state():
+    torch.manual_seed(5)
+    lstm = BiLSTM(8, 16, num_layers=2)
+    x = torch.randn(2, 6, 8, requires_grad=True)
+    lstm(x)[0].sum().backward()
+    assert x.grad is not None
+    h0 = torch.randn(4, 2, 16)
+    with torch.inference_mode():
+        out = lstm(x.detach(), (h0, torch.zeros_like(h0)))[0]
+    torch.testing.assert_close(out.double(), _reference(lstm)(x.detach().double(), (h0.double(), h0.double() * 0))[0],
+                               atol=1e-6, rtol=1e-5)
