@@ -90,20 +90,78 @@ def _codec_output(codec, item, store_cache: Path, ref: np.ndarray, sr: int) -> t
         t1 = time.perf_counter()
         rec = codec.decode(enc)
         t2 = time.perf_counter()
-    rec = rec[0].detach().float().cpu().numpy()
-    rec = au.fit_length(rec, x.shape[-1])
+    rec = _checked(codec, rec[0].detach().float().cpu().numpy(), x.shape[-1])
+    return rec, codec_sr, _save_output(codec, enc, 0, rec, store_cache, codec_sr, t1 - t0, t2 - t1)
+
+
+def _checked(codec, rec: np.ndarray, n: int) -> np.ndarray:
+    """Decoded `[C, T']` -> `[C, n]`; raises for NaN/Inf."""
+    rec = au.fit_length(rec, n)
     if not np.all(np.isfinite(rec)):
         raise ValueError(f"codec {codec.label} produced NaN/Inf samples")
-    codes = enc.codes.detach().cpu().numpy() if enc.codes is not None else None
-    ResultStore.save_output(store_cache, rec, codes, codec_sr, enc.bitrate)
-    seconds = x.shape[-1] / codec_sr
+    return rec
+
+
+def _save_output(codec, enc, i: int, rec: np.ndarray, cache: Path, codec_sr: int, encode_s: float,
+                 decode_s: float) -> dict:
+    """Cache item i's decoded audio and codes; return its `encodes` row."""
+    codes = enc.item_codes(i).detach().cpu().numpy() if enc.codes is not None else None
+    bitrate = float(enc.item_bitrates[i] if enc.item_bitrates else enc.bitrate)
+    ResultStore.save_output(cache, rec, codes, codec_sr, bitrate)
+    seconds = rec.shape[-1] / codec_sr
     # Tokens per second: every code of every stream counts (the SemantiCodec paper's "token rate").
     # Classic codecs carry bytes (payload), not tokens: no token rate for them.
     is_tokens = codec.meta.frame_rate and codes is not None and enc.payload is None and codes.ndim == 3
     tps = codes.shape[-2] * codes.shape[-1] / seconds if is_tokens else None
-    row = {"bits_per_second": float(enc.bitrate), "seconds": seconds, "encode_s": t1 - t0, "decode_s": t2 - t1,
-           "sample_rate": codec_sr, "path": str(store_cache), "tokens_per_second": tps}
-    return rec, codec_sr, row
+    return {"bits_per_second": bitrate, "seconds": seconds, "encode_s": encode_s, "decode_s": decode_s,
+            "sample_rate": codec_sr, "path": str(cache), "tokens_per_second": tps}
+
+
+def batch_outputs(codec, entries: list[tuple[Any, Path]]) -> dict[str, tuple[np.ndarray, int, dict]]:
+    """Run several items through a codec in one zero-padded batch (codecs with `batch_items` > 1).
+
+    entries: (item, cache file). Returns item id -> (decoded `[C, T]`, codec rate, encodes row), each
+    saved to its cache as soon as the batch is done. Items that do not load, and every item of a batch
+    that raises, are left out: they then run alone, so a failure is recorded against the item that
+    caused it. Encode/decode seconds of the batch are shared among its items in proportion to length.
+    """
+    import torch
+
+    codec_sr = codec.meta.sample_rate
+    ready = []
+    for item, cache in entries:
+        try:
+            audio, sr = item.load()
+            au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}")
+        except Exception:  # noqa: BLE001 - process_item records it
+            continue
+        ready.append((item, cache, au.resample(au.to_channels(audio, codec.meta.channels), sr, codec_sr)))
+    if len(ready) < 2:
+        return {}
+    lengths = [x.shape[-1] for _, _, x in ready]
+    wav = np.zeros((len(ready), codec.meta.channels, max(lengths)), dtype=np.float32)
+    for i, (_, _, x) in enumerate(ready):
+        wav[i, :, : lengths[i]] = x
+    try:
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            enc = codec.encode(torch.from_numpy(wav), lengths=lengths)
+            t1 = time.perf_counter()
+            rec = codec.decode(enc).detach().float().cpu().numpy()
+            t2 = time.perf_counter()
+    except Exception:  # noqa: BLE001
+        log.debug("batch of %d failed; running its items one by one", len(ready), exc_info=True)
+        return {}
+    out = {}
+    for i, (item, cache, _) in enumerate(ready):
+        try:
+            r = _checked(codec, rec[i], lengths[i])
+        except ValueError:
+            continue
+        share = lengths[i] / sum(lengths)
+        out[item.id] = (r, codec_sr, _save_output(codec, enc, i, r, cache, codec_sr, (t1 - t0) * share,
+                                                  (t2 - t1) * share))
+    return out
 
 
 def _metric_rate(metric, item, codec_sr: int) -> int:
@@ -133,8 +191,10 @@ def _score(metric, ref: np.ndarray, ref_sr: int, rec: np.ndarray, rec_sr: int, i
     return {k: float(v) for k, v in values.items()}
 
 
-def process_item(codec, metrics: list, item, cache_file: Path) -> dict[str, Any]:
+def process_item(codec, metrics: list, item, cache_file: Path, output: tuple | None = None) -> dict[str, Any]:
     """Run one item through the codec (or the cache) and the given metrics. Never raises for item problems.
+
+    output: the item's (decoded, rate, encodes row) when a batch already ran it (`batch_outputs`).
 
     Returns {"encode": row or None, "scores": {identity: {key: value}}, "failures": [(stage, metric, error)],
     "item": (domain, sample_rate, seconds)}.
@@ -150,7 +210,7 @@ def process_item(codec, metrics: list, item, cache_file: Path) -> dict[str, Any]
     try:
         channels = codec.meta.channels or audio.shape[0]
         ref = au.to_channels(audio, channels)
-        rec, rec_sr, row = _codec_output(codec, item, cache_file, ref, sr)
+        rec, rec_sr, row = output if output is not None else _codec_output(codec, item, cache_file, ref, sr)
         if row is not None and not row.pop("from_cache", False):
             result["encode"] = row
         elif row is not None:
@@ -275,7 +335,8 @@ def run(codecs: Iterable[str | CodecSpec] = ("identity",), tasks: Iterable[str] 
     codecs: specs such as "opus:bitrate=6" or "encodec:bandwidth=6"; tasks: names such as "demo-speech"
     or "files:PATH"; metrics: names ("mel", "visqol:mode=audio"); None = every default metric available.
     out: workspace folder holding results.sqlite and the output cache. jobs: worker processes (None: 2
-    for weight-free codecs, 1 for neural ones). limit: first N items of each task.
+    for weight-free codecs, 1 for neural ones and for codecs that batch items; batching needs jobs=1).
+    limit: first N items of each task.
     """
     from bench.metrics import load_metric
     from bench.tasks import load_task
@@ -326,7 +387,8 @@ def run(codecs: Iterable[str | CodecSpec] = ("identity",), tasks: Iterable[str] 
             fp = codec.fingerprint()
             store.add_codec(fp, codec.name, codec.options, codec.label, _nominal_kbps(codec),
                             {**codec.meta.to_dict(), "fingerprint": fp, "weights": codec.weights_digest()})
-            n_jobs = jobs if jobs else (1 if codec.meta.needs_weights else min(2, os.cpu_count() or 1))
+            n_jobs = jobs if jobs else (1 if codec.meta.needs_weights or _batch_size(codec) > 1
+                                        else min(2, os.cpu_count() or 1))
             pool = _Pool(spec, sorted(m.identity() for m in item_metrics), n_jobs)
             try:
                 for task in task_objs:
@@ -440,11 +502,48 @@ def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, 
         for fut in as_completed(futures):
             record(futures[fut], fut.result())
     else:
-        for item, needed, cache in todo:
-            res = process_reference(needed, item) if codec is None else process_item(codec, needed, item, cache)
-            record(item, res)
+        size = _batch_size(codec)
+        group: list = []  # items waiting for a batch: up to `size` that need the codec and load, plus others
+
+        def flush() -> None:
+            outputs = batch_outputs(codec, [(it, c) for it, _, c in group if not c.exists()]) if size > 1 else {}
+            for item, needed, cache in group:
+                if codec is None:
+                    res = process_reference(needed, item)
+                else:
+                    res = process_item(codec, needed, item, cache, output=outputs.get(item.id))
+                record(item, res)
+            group.clear()
+
+        waiting = 0
+        for entry in todo:
+            group.append(entry)
+            waiting += size > 1 and _batchable(entry[0], entry[2])
+            if size == 1 or waiting >= size:
+                flush()
+                waiting = 0
+        flush()
     _write_cells(store, fp, task, items, metrics)
     return codec_work
+
+
+def _batch_size(codec) -> int:
+    """Items per codec call: the codec's `batch_items` when it has a fixed rate and channel count, else 1."""
+    if codec is None or not (codec.meta.sample_rate and codec.meta.channels):
+        return 1
+    return max(1, int(getattr(codec, "batch_items", 1)))
+
+
+def _batchable(item, cache: Path) -> bool:
+    """Does this item need the codec and load cleanly (its audio stays loaded for the batch)?"""
+    if cache.exists():
+        return False
+    try:
+        audio, sr = item.load()
+        au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}")
+    except Exception:  # noqa: BLE001 - recorded when the item runs
+        return False
+    return True
 
 
 def _write_cells(store: ResultStore, fp: str, task, items: list, metrics: list) -> None:

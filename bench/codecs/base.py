@@ -60,6 +60,8 @@ class Encoded:
     (padded with -1 past each item's end); `payload` then holds the exact bytes per item.
     bitrate: bits per second actually produced by this bitstream over the batch (never the label).
     lengths: input length of each item in samples at the codec's sample rate, so decode can trim.
+    frames: code frames that belong to each item (None: all N); item_bitrates: bits per second of
+    each item's own codes (None: `bitrate` for all). Codecs that batch items of different lengths set both.
     """
 
     codes: "torch.Tensor"
@@ -68,6 +70,13 @@ class Encoded:
     sample_rate: int
     payload: list[bytes] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    frames: list[int] | None = None
+    item_bitrates: list[float] | None = None
+
+    def item_codes(self, i: int) -> "torch.Tensor":
+        """Item i's own codes `[1, K, N_i]` (its padding frames dropped)."""
+        codes = self.codes[i: i + 1]
+        return codes if self.frames is None else codes[..., : self.frames[i]]
 
     @property
     def kbps(self) -> float:
@@ -82,6 +91,10 @@ class Codec:
 
     name: ClassVar[str] = ""
     code_version: ClassVar[str] = "1"  # bump when a change alters a codec's output
+    # How many items the runner may pass to one encode/decode call. A codec that sets > 1 accepts
+    # `encode(wav [B, C, T], lengths=[...])` for a zero-padded batch, treats every item as if it were alone
+    # (same output to float round-off) and fills Encoded.frames and Encoded.item_bitrates.
+    batch_items: ClassVar[int] = 1
     meta: CodecMeta
     options: dict[str, Any]
 

@@ -103,6 +103,7 @@ class SemantiCodec(Codec):
 
     name = "semanticodec"
     code_version = "1"
+    batch_items = 8  # items per runner call: their windows share the BiLSTM and UNet batches
 
     def __init__(self, token_rate: int = 100, vocab: int = 16384, ddim_steps: int = 50, cfg_scale: float = 2.0,
                  eta: float = 1.0, weights: str | None = None, tiny: bool = False, pretrained: bool = True,
@@ -264,10 +265,13 @@ class SemantiCodec(Codec):
         codes = torch.full((len(toks), 2, n_max), -1, dtype=torch.int64)
         for i, t in enumerate(toks):
             codes[i, :, : len(t)] = t.T.cpu()
-        bits = sum(len(t) for t in toks) * (math.log2(self.vocab) + math.log2(self.cfg.encoder.codebook_size))
+        bits_per_token = math.log2(self.vocab) + math.log2(self.cfg.encoder.codebook_size)
+        frames = [len(t) for t in toks]
         seconds = sum(n16) / C.SAMPLE_RATE
-        return Encoded(codes=codes, bitrate=bits / seconds, lengths=n16, sample_rate=C.SAMPLE_RATE,
-                       extra={"n_tokens": [len(t) for t in toks], "token_rate": self.token_rate, "vocab": self.vocab})
+        return Encoded(codes=codes, bitrate=sum(frames) * bits_per_token / seconds, lengths=n16,
+                       sample_rate=C.SAMPLE_RATE, frames=frames,
+                       item_bitrates=[n * bits_per_token * C.SAMPLE_RATE / m for n, m in zip(frames, n16)],
+                       extra={"n_tokens": frames, "token_rate": self.token_rate, "vocab": self.vocab})
 
     def _item_tokens(self, enc: Encoded) -> list[torch.Tensor]:
         codes = enc.codes
