@@ -87,6 +87,47 @@ def test_vocoder_length_formula_and_quirk():
         assert float(y.abs().max()) <= 1.0  # tanh output
 
 
+def _vocoder_restated(voc: Generator, mel: torch.Tensor) -> torch.Tensor:
+    """HiFi-GAN v1 with plain 1-D convolutions in float64 (the official Generator's forward, restated)."""
+    F = torch.nn.functional
+    conv = lambda m, x: F.conv1d(x, m.weight.double(), m.bias.double(), padding=m.padding[0],  # noqa: E731
+                                 dilation=m.dilation[0])
+    x = conv(voc.conv_pre, mel.double())
+    for i, up in enumerate(voc.ups):
+        x = F.conv_transpose1d(F.leaky_relu(x, 0.1), up.weight.double(), up.bias.double(), stride=up.stride[0],
+                               padding=up.padding[0])
+        outs = []
+        for rb in voc.resblocks[i * voc.num_kernels: (i + 1) * voc.num_kernels]:
+            y = x
+            for c1, c2 in zip(rb.convs1, rb.convs2):
+                y = conv(c2, F.leaky_relu(conv(c1, F.leaky_relu(y, 0.1)), 0.1)) + y
+            outs.append(y)
+        x = sum(outs) / len(outs)
+    return torch.tanh(conv(voc.conv_post, F.leaky_relu(x, 0.01)))
+
+
+def test_vocoder_matches_plain_conv1d_restatement():
+    voc = Generator(num_mels=64, upsample_initial_channel=64, resblock_kernel_sizes=(3, 7),
+                    resblock_dilations=((1, 3, 5), (1, 3, 5)))
+    g = torch.Generator().manual_seed(9)
+    with torch.no_grad():
+        for p in voc.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    mel = torch.randn(2, 64, 12, generator=g)
+    want = _vocoder_restated(voc, mel)
+    with torch.inference_mode():
+        got = voc(mel)
+        again = voc(mel)  # cached kernels
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+    assert torch.equal(got, again)
+    with torch.no_grad():  # changed weights are seen (the kernel cache follows the parameter's version)
+        voc.conv_post.weight.mul_(-1)
+    with torch.inference_mode():
+        torch.testing.assert_close(voc(mel).double(), _vocoder_restated(voc, mel), rtol=1e-5, atol=1e-6)
+    voc(mel).sum().backward()  # training mode still reaches the parameters
+    assert voc.conv_pre.weight.grad is not None
+
+
 def test_tiny_unet_shapes_context_cache_and_batching():
     cfg = get_config(100, 4096, tiny=True).decoder
     u = cfg.unet

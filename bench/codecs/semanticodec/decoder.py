@@ -21,8 +21,9 @@ Config: config.DecoderConfig (cond_dim, context_dim, pe_dim, window_tokens, late
 nested unet / vae / vocoder configs); the tiny config has the same architecture with small widths.
 
 Speed (outputs unchanged to float rounding): the CFG pair is one UNet call of batch 2B, the cross-attention
-keys/values of the (fixed) context are computed once per sampling run, windows and items are batched, and
-everything runs under torch.inference_mode. Options: precision="bf16" (autocast; ~1e-2 relative deviation per
+keys/values of the (fixed) context are computed once per sampling run, windows and items are batched in the
+UNet (the VAE and the vocoder take one window at a time on CPU, where that is faster), the VAE and vocoder
+convolutions run channels-last, and everything runs under torch.inference_mode. Options: precision="bf16" (autocast; ~1e-2 relative deviation per
 module) and `compile()` (torch.compile of the UNet).
 """
 
@@ -240,8 +241,10 @@ class LatentDiffusionDecoder(nn.Module):
     def latent_to_mel(self, latent: torch.Tensor, precision: str | None = None) -> torch.Tensor:
         """latent `[B, 8, 256, 16]` -> log-mel `[B, 1, 1024, 64]` (VAE decoder after 1/scale_factor)."""
         with self._autocast(precision, latent.device):
-            # (1/s) * z, not z / s: the official operation order (last-bit agreement)
-            mel = self.first_stage_model.decode((1.0 / self.scale_factor) * latent)
+            # (1/s) * z, not z / s: the official operation order (last-bit agreement). Channels-last
+            # activations spare oneDNN a layout reorder per convolution: 2.33 -> 1.83 s per window on CPU.
+            z = ((1.0 / self.scale_factor) * latent).contiguous(memory_format=torch.channels_last)
+            mel = self.first_stage_model.decode(z)
         return mel.float()
 
     @torch.inference_mode()
@@ -279,7 +282,10 @@ class LatentDiffusionDecoder(nn.Module):
             gen = list(generator)[sl] if gens_list else generator
             latent = self.sample_latent(cond_windows[sl], ddim_steps, cfg_scale, eta,
                                         None if noise is None else noise[sl], gen, precision)
-            mel = self.latent_to_mel(latent, precision)
-            out.append(self.mel_to_wave(mel, precision))
+            # the VAE and vocoder run one window at a time on CPU: their large activations fall out of
+            # cache in a batch (measured per window: vocoder 2.5 s alone, 3.6 s in a batch of 4)
+            per = 1 if latent.device.type == "cpu" else latent.shape[0]
+            for k in range(0, latent.shape[0], per):
+                out.append(self.mel_to_wave(self.latent_to_mel(latent[k: k + per], precision), precision))
             log.debug("decoded windows %d-%d of %d", s, min(s + step, n) - 1, n)
         return torch.cat(out) if out else torch.zeros(0, self.samples_per_window())
