@@ -100,6 +100,12 @@ def run_ours(args, audio: np.ndarray, out: Path) -> dict:
     w = codec.cfg.encoder.window_tokens
     tok = torch.from_numpy(tokens[0, :w])
     cond, _ = codec.conditions([tok])
+    compile_s = None
+    if args.compile:  # torch.compile of the UNet; its one-off compilation is timed apart
+        codec.decoder.compile()
+        t0 = time.perf_counter()
+        codec.decoder.decode_windows(cond, ddim_steps=args.steps, cfg_scale=2.0, eta=1.0, precision=args.precision)
+        compile_s = time.perf_counter() - t0
     torch.manual_seed(args.seed)
     t0, c0 = time.perf_counter(), time.process_time()
     wave = codec.decoder.decode_windows(cond, ddim_steps=args.steps, cfg_scale=2.0, eta=1.0, generator=None,
@@ -108,7 +114,7 @@ def run_ours(args, audio: np.ndarray, out: Path) -> dict:
     wave = overlap_add(wave)[: output_samples(len(tok), args.rate)]
     np.save(out / "ours_wave.npy", wave)
     return {"load_s": load_s, "encode_s": enc_s, "decode_s": dec_s, "encode_cpu": enc_cpu, "decode_cpu": dec_cpu,
-            "peak_mb": max_rss_mb()}
+            "peak_mb": max_rss_mb(), "compile_s": compile_s}
 
 
 def run_official(args, audio: np.ndarray, out: Path) -> dict:
@@ -163,6 +169,7 @@ def main(argv=None) -> None:
     ap.add_argument("--repeats", type=int, default=3, help="encode runs per side; the fastest is reported")
     ap.add_argument("--batch-size", type=int, default=None, help="our windows per forward pass (default: all)")
     ap.add_argument("--precision", default=None, help="our decoder autocast: bf16 / fp16 (default fp32)")
+    ap.add_argument("--compile", action="store_true", help="our decoder: torch.compile the UNet (warm-up untimed)")
     ap.add_argument("--setup", default=None, help="module imported before the official package")
     ap.add_argument("--weights", default=None, help="random-weight folder (created if missing; default: a temp dir)")
     ap.add_argument("--seed", type=int, default=0)
@@ -185,6 +192,8 @@ def main(argv=None) -> None:
         base += ["--batch-size", str(args.batch_size)]
     if args.precision:
         base += ["--precision", args.precision]
+    if args.compile:
+        base += ["--compile"]
     if args.setup:
         base += ["--setup", args.setup]
     if not (Path(args.weights) / "encoder.ckpt").exists():
@@ -219,6 +228,8 @@ def main(argv=None) -> None:
         d, dc = r.get("decode_s", nan), r.get("decode_cpu", nan)
         print(f"{name:10s} {r['load_s']:7.1f} {r['encode_s']:9.2f} {r['encode_cpu']:8.1f} {audio_s / r['encode_s']:8.2f} "
               f"{d:9.2f} {dc:8.1f} {window_s / d:8.3f} {r['peak_mb']:8.0f}")
+    if results["ours"].get("compile_s"):
+        print(f"ours: torch.compile of the UNet took {results['ours']['compile_s']:.1f} s (first decode, not counted)")
     if have_official:
         o, u = results["official"], results["ours"]
         print(f"ratio ours/official throughput (wall): encode {o['encode_s'] / u['encode_s']:.2f}x, "

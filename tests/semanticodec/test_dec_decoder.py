@@ -134,3 +134,18 @@ def test_bf16_autocast_runs_close_to_fp32(dec):
     assert 0 < rel < 0.1
     with pytest.raises(ValueError, match="precision"):
         dec.sample_latent(cond, 1, precision="int8")
+
+
+def test_compiled_unet_gives_the_same_latent():
+    """`compile()` routes sampling through torch.compile (eager backend here: traced by dynamo, no C++ build)."""
+    torch.manual_seed(0)
+    d = LatentDiffusionDecoder(get_config(100, 4096, tiny=True).decoder).eval()
+    cond = _cond(d, 1, seed=4)
+    want = d.sample_latent(cond, 2, 2.0, 1.0, generator=torch.Generator().manual_seed(5))
+    d.compile(backend="eager")
+    try:
+        got = d.sample_latent(cond, 2, 2.0, 1.0, generator=torch.Generator().manual_seed(5))
+    finally:
+        d._unet_fn = None
+        torch._dynamo.reset()
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -227,7 +227,7 @@ class LatentDiffusionDecoder(nn.Module):
             x = noise.to(device=device, dtype=torch.float32)
         sched = ddim.make_ddim_schedule(self.alphas_cumprod, self.sqrt_alphas_cumprod,
                                         self.sqrt_one_minus_alphas_cumprod, int(ddim_steps), float(eta))
-        unet_fn = self._unet_fn or self.unet
+        unet_fn = self.unet if self._unet_fn is None else self._unet_fn
         with self._autocast(precision, device):
             kv = self.unet.context_kv(ctx)  # the context is the same at every step: project it once
 

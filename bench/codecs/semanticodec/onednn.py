@@ -8,7 +8,7 @@ Results are float32 products with another summation order than MKL's: they diffe
 the last bits (~1e-7 relative), the same kind of difference a change of batch size makes.
 
 Everything falls back to plain PyTorch when oneDNN is absent or disabled (`torch.backends.mkldnn.enabled
-= False`), off CPU, outside float32, under autocast, or when autograd is recording.
+= False`), off CPU, outside float32, under autocast or torch.compile, or when autograd is recording.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ _AVAILABLE = available()
 def usable(*tensors: torch.Tensor) -> bool:
     """Would `linear`/`packed` take the oneDNN path for these tensors now?"""
     if not (_AVAILABLE and torch.backends.mkldnn.enabled) or torch.is_autocast_enabled("cpu"):
+        return False
+    if torch.compiler.is_compiling():  # torch.compile picks its own kernels (oneDNN among them)
         return False
     grad = torch.is_grad_enabled()
     return all(t.device.type == "cpu" and t.dtype == torch.float32 and not (grad and t.requires_grad)
