@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="bench-out", help="workspace folder (results.sqlite, cache, report)")
     r.add_argument("--limit", type=int, help="use the first N items of each task")
     r.add_argument("--device", default="cpu", help="torch device for neural codecs (cpu, cuda, cuda:1)")
-    r.add_argument("--jobs", type=int, help="worker processes (default: 2 for weight-free codecs, 1 for neural)")
+    r.add_argument("--jobs", type=int, help="worker processes (default: 2 for weight-free codecs, 1 for neural ones, "
+                   "which then take several items per call where they can, e.g. semanticodec 8)")
     r.add_argument("--weights", metavar="PATH", help="checkpoint file or folder for the neural codec(s)")
     r.add_argument("--retry-failed", action="store_true", help="retry items recorded as failures")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
