@@ -48,3 +48,4 @@ def test_random_official_layout_weights_run_end_to_end(audio_dir, tmp_path, caps
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "bandwidth=1.5" in out and "| 1.5 |" in out  # measured: 2 codebooks x 75 frames/s x 10 bits
+    assert "[random weights]" in out  # the marker left by `bench weights random` labels every row

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 from pathlib import Path
 from typing import Any, ClassVar
@@ -88,6 +90,8 @@ class NeuralCodec(Codec):
             raise W.missing_weights(self.name, looked, self.variant.key)
         if found.kind == "original":
             W.verify_original(found.path)
+        if W.is_random(found.path):  # from `bench weights random`: label every result
+            self.meta = dataclasses.replace(self.meta, random_weights=True)
         return found
 
     def _load(self, found: W.Found):

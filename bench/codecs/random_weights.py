@@ -2,7 +2,8 @@
 
 `bench weights random NAME --dest DIR` writes what `--weights DIR` then loads exactly as it would load the
 released files. The numbers such weights produce mean nothing about the codec: they exercise loading,
-shapes, the runner and the reports.
+shapes, the runner and the reports. A marker file (`RANDOM_WEIGHTS.txt`) beside them makes every table and
+plot label their results [random weights].
 """
 
 from __future__ import annotations
@@ -12,8 +13,12 @@ from pathlib import Path
 
 def write_random(name: str, dest: str | Path, variant: str | None = None, tiny: bool = False, seed: int = 0) -> Path:
     """Write random weights for `name` ("encodec", "dac", "semanticodec") under `dest`; returns the path."""
+    from bench.codecs.weights import mark_random
+
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    if name in ("encodec", "dac", "semanticodec"):
+        mark_random(dest)
     if name == "encodec":
         from bench.codecs.encodec import Encodec, save_encodec_original
 

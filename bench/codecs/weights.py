@@ -36,6 +36,7 @@ FETCHERS: dict[str, str] = {
 
 MANIFEST = "bench-weights.json"  # written beside fetched files: source and sha256 of each file
 HF_FILES = ("config.json", "model.safetensors")
+RANDOM_MARKER = "RANDOM_WEIGHTS.txt"  # written by `bench weights random`: results from there are labelled random
 
 
 class ChecksumError(ValueError):
@@ -98,6 +99,21 @@ def weights_dir(codec: str, variant: str | None = None) -> Path:
 # -- digests --------------------------------------------------------------------------------------
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def mark_random(folder: str | Path) -> None:
+    """Leave the marker that makes every result from these weights read "[random weights]"."""
+    (Path(folder) / RANDOM_MARKER).write_text(
+        "Random-init weights written by `bench weights random`, in the official layout, for wiring tests.\n"
+        "Results computed from them say nothing about the codec; reports label them [random weights].\n")
+
+
+def is_random(path: str | Path) -> bool:
+    """Are the weights at `path` (a file or folder) from `bench weights random`? Looks for the marker in the
+    folder itself and up to two levels above (the files sit in sub-folders of the folder passed to --weights)."""
+    p = Path(path).expanduser()
+    start = p if p.is_dir() else p.parent
+    return any((d / RANDOM_MARKER).exists() for d in [start, *start.parents][:3])
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -149,3 +149,17 @@ def test_fetch_requests_official_names(tmp_path, monkeypatch):
 
     shared.fetch("semanticodec", dest=tmp_path, variant="100")
     assert sorted(n for _, n in got[3:]) == sorted(W.codebook_relpath(100, v) for v in (4096, 8192, 32768))
+
+
+def test_weights_from_bench_weights_random_are_marked(saved, tmp_path):
+    """Official-layout files count as released unless `bench weights random` marked their folder (the codec
+    then labels its results random; tiny models always are)."""
+    from bench.codecs import weights as common
+    from bench.codecs.random_weights import write_random
+
+    _, root = saved
+    assert not any(common.is_random(p) for p in root.rglob("*.ckpt"))
+    dest = write_random("semanticodec", tmp_path / "rw", variant="50/8192", tiny=True)
+    ckpts = list(dest.rglob("*.ckpt"))
+    assert ckpts and all(common.is_random(p) for p in ckpts) and common.is_random(dest)
+    assert SemantiCodec(tiny=True, token_rate=50, vocab=8192, weights=dest).meta.random_weights

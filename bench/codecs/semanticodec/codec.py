@@ -20,6 +20,7 @@ files), under `torch.inference_mode`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from bench.audio import check, resample
+from bench.codecs import weights as W
 from bench.codecs.base import Codec, CodecError, CodecMeta, Encoded, OperatingPoint
 
 from . import config as C
@@ -168,6 +170,8 @@ class SemantiCodec(Codec):
             decoder.to_empty(device="cpu")
             self._weight_files = load_official(encoder, decoder, self.cfg, weights)
             self._digest = None
+            if W.is_random(self._weight_files.encoder):  # from `bench weights random`: label every result
+                self.meta = dataclasses.replace(self.meta, random_weights=True)
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.seed)
