@@ -343,6 +343,7 @@ def run(codecs: Iterable[str | CodecSpec] = ("identity",), tasks: Iterable[str] 
 
     started = time.perf_counter()
     _WARNED_LOAD.clear()
+    check_device(device)
     store = ResultStore(out)
     specs = [CodecSpec.parse(c) for c in codecs]
     built = []
@@ -404,6 +405,27 @@ def run(codecs: Iterable[str | CodecSpec] = ("identity",), tasks: Iterable[str] 
     fps = [c.fingerprint() for _, c in built]
     return Results(store, fps, [t.name for t in task_objs], [m.identity() for m in metric_objs],
                    time.perf_counter() - started, codec_work)
+
+
+def check_device(device: str) -> None:
+    """Raise ValueError saying what to do when `device` cannot be used on this machine with this PyTorch."""
+    if device == "cpu":
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device {device!r} is not a torch device ({err}); use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: no CUDA here (torch {torch.__version__}, "
+                             "torch.cuda.is_available() is False); use --device cpu, or a CUDA build of torch "
+                             "on a machine with an NVIDIA GPU")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r}: MPS is not available here; use --device cpu")
 
 
 def _build_metrics(names: Iterable[str] | None, load_metric) -> list:

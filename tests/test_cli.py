@@ -26,6 +26,9 @@ def test_run_then_rerun_does_no_codec_work(audio_dir, tmp_path, capsys):
     (["run", "--codec", "opus", "--metric", "wre"], "Did you mean 'wer'"),
     (["run", "--codec", "encodec", "--weights", "/nonexistent/dir"], "bench weights fetch encodec"),
     (["run", "--task", "files:/nonexistent/dir", "--codec", "opus"], "no such folder"),
+    (["run", "--codec", "opus", "--device", "gpu0"], "not a torch device"),
+    pytest.param(["run", "--codec", "semanticodec:tiny", "--device", "cuda:99"], "cuda:99",
+                 id="cuda-missing-or-out-of-range"),
 ])
 def test_bad_input_gets_one_clear_line_and_exit_2(args, message, tmp_path, capsys):
     assert main(args + ["--out", str(tmp_path / "ws")]) == 2
