@@ -13,7 +13,8 @@ decoder.ckpt, codebook_idx/...); (2) each side runs in its own process (one full
 peak RSS per side): loads DIR, encodes `--clips` clips of `--seconds` s (official: one file at a time; ours:
 one batch; the fastest of `--repeats` runs), decodes the first clip's first 10.24 s window at `--steps` DDIM
 steps with CFG 2.0 and eta 1.0 from the same global-RNG seed (so the initial and per-step noises are the same
-draws); (3) prints throughput (seconds of audio per second), the ratios, peak memory, the share of identical
+draws); with `--windows N` the decode timing covers the first window of N clips (ours: one batch; official: one
+call each) and that first window stays the parity check; (3) prints throughput (seconds of audio per second), the ratios, peak memory, the share of identical
 tokens and the decoded-wave error. Timings on a shared or loaded machine are noisy: compare ratios from the same run only.
 """
 
@@ -117,6 +118,13 @@ def run_ours(args, audio: np.ndarray, out: Path) -> dict:
     wave = codec.decoder.decode_windows(cond, ddim_steps=args.steps, cfg_scale=2.0, eta=1.0, generator=None,
                                         precision=args.precision).numpy()
     dec_s, dec_cpu = time.perf_counter() - t0, time.process_time() - c0
+    if args.windows > 1:  # throughput: the first window of `windows` clips in one batch (the above: parity only)
+        conds, _ = codec.conditions([torch.from_numpy(tokens[i, :w]) for i in range(args.windows)])
+        gens = [torch.Generator().manual_seed(args.seed + i) for i in range(args.windows)]
+        t0, c0 = time.perf_counter(), time.process_time()
+        codec.decoder.decode_windows(conds, ddim_steps=args.steps, cfg_scale=2.0, eta=1.0, generator=gens,
+                                     batch_size=args.windows, precision=args.precision)
+        dec_s, dec_cpu = time.perf_counter() - t0, time.process_time() - c0
     if eager is not None:
         print(f"ours, decode of one window at {args.steps} steps: eager {eager[0]:.2f} s, torch.compile {dec_s:.2f} s "
               f"({eager[0] / dec_s:.2f}x; compiling took {compile_s:.1f} s); max abs diff "
@@ -153,9 +161,10 @@ def run_official(args, audio: np.ndarray, out: Path) -> dict:
     w = int(512 / codec.stack_factor_K)
     torch.manual_seed(args.seed)
     t0, c0 = time.perf_counter(), time.process_time()
-    with torch.no_grad():
-        wave = codec.decode(torch.from_numpy(tokens[:1, :w]))
+    with torch.no_grad():  # one window at a time, as its API takes one item (the first is the parity window)
+        waves = [codec.decode(torch.from_numpy(tokens[i: i + 1, :w])) for i in range(args.windows)]
     dec_s, dec_cpu = time.perf_counter() - t0, time.process_time() - c0
+    wave = waves[0]
     np.save(out / "official_wave.npy", np.asarray(wave).reshape(-1))
     return {"load_s": load_s, "encode_s": enc_s, "decode_s": dec_s, "encode_cpu": enc_cpu, "decode_cpu": dec_cpu,
             "peak_mb": max_rss_mb()}
@@ -176,6 +185,8 @@ def main(argv=None) -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each clip")
     ap.add_argument("--steps", type=int, default=5,
                     help="DDIM steps for the decode comparison (official default 50; 0: encode only)")
+    ap.add_argument("--windows", type=int, default=1,
+                    help="10.24 s windows decoded for the decode timing (ours: one batch; at most --clips)")
     ap.add_argument("--repeats", type=int, default=3, help="encode runs per side; the fastest is reported")
     ap.add_argument("--batch-size", type=int, default=None, help="our windows per forward pass (default: all)")
     ap.add_argument("--precision", default=None, help="our decoder autocast: bf16 / fp16 (default fp32)")
@@ -186,6 +197,8 @@ def main(argv=None) -> None:
     ap.add_argument("--side", choices=("ours", "official", "weights"), help=argparse.SUPPRESS)
     ap.add_argument("--out", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if not 1 <= args.windows <= args.clips:
+        ap.error("--windows must be between 1 and --clips")
     if args.side == "weights":
         return make_weights(args)
     if args.side:
@@ -197,7 +210,7 @@ def main(argv=None) -> None:
     args.weights = args.weights or str(out / "weights")
     base = [sys.executable, __file__, "--rate", str(args.rate), "--vocab", str(args.vocab), "--clips",
             str(args.clips), "--seconds", str(args.seconds), "--steps", str(args.steps), "--seed", str(args.seed),
-            "--repeats", str(args.repeats), "--weights", args.weights, "--out", str(out)]
+            "--repeats", str(args.repeats), "--windows", str(args.windows), "--weights", args.weights, "--out", str(out)]
     if args.batch_size:
         base += ["--batch-size", str(args.batch_size)]
     if args.precision:
@@ -226,10 +239,11 @@ def main(argv=None) -> None:
         results[name] = json.loads((out / f"{name}.json").read_text())
 
     audio_s = args.clips * args.seconds
-    window_s = 10.24
+    window_s = 10.24 * args.windows
     print(f"\nSemantiCodec rate {args.rate}, V {args.vocab}: encode {args.clips} x {args.seconds:g} s (best of "
           f"{args.repeats}); "
-          f"decode one 10.24 s window at {args.steps} DDIM steps (CFG 2.0, eta 1.0); torch threads "
+          f"decode {args.windows} x 10.24 s window(s) at {args.steps} DDIM steps (CFG 2.0, eta 1.0; ours batched, "
+          f"official one at a time); torch threads "
           f"{__import__('torch').get_num_threads()}")
     print(f"{'':10s} {'load s':>7s} {'encode s':>9s} {'(cpu s)':>8s} {'enc xRT':>8s} {'decode s':>9s} {'(cpu s)':>8s} "
           f"{'dec xRT':>8s} {'peak MB':>8s}")
