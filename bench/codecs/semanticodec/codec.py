@@ -13,9 +13,10 @@ What the official pipeline does and we reproduce (documented quirks included):
   right-padded with -1 rows, decoded to 163 872 samples (HiFi-GAN gives 32 more than 10.24 s), and
   windows are cross-faded over 10 240 samples with numpy's float64 linspace ramps; because each window
   is 163 872 long, later windows land +32 samples late. The result is trimmed to N/8 * 0.16 * K s.
-Batching: the windows of all items go through the encoder and the decoder together (`batch_size`
+Batching: the windows of all items go through the encoder and the decoder's UNet together (`batch_size`
 windows at a time; by default 16 in the encoder and 8 in the decoder, which bounds memory on long
-files), under `torch.inference_mode`.
+files; on CPU the VAE and vocoder then take one window at a time, which is faster there), under
+`torch.inference_mode`. `bench run` passes 8 items per call (`batch_items`).
 """
 
 from __future__ import annotations
