@@ -2,6 +2,7 @@
 
     python benchmarks/runner_batching.py --codec semanticodec:tiny --task demo-speech --limit 8
     python benchmarks/runner_batching.py --codec semanticodec:ddim_steps=10 --weights DIR --limit 8
+    python benchmarks/runner_batching.py --codec semanticodec --weights DIR --task demo-digits --metric probe
 
 Runs the same codec over the same items twice into fresh workspaces (jobs=1 both times), prints the wall
 time of each, the ratio, and the largest difference between the two runs' per-item scores and bitrates.
@@ -27,6 +28,9 @@ def per_item(ws: Path) -> dict:
     with sqlite3.connect(ws / "results.sqlite") as db:
         rows = {("bps", r[0]): r[1] for r in db.execute("SELECT item, bits_per_second FROM encodes")}
         rows.update({(r[0], r[1], r[2]): r[3] for r in db.execute("SELECT item, metric, key, value FROM scores")})
+        # task-level metrics (the HEAR probe) leave one value per task and metric in `cells`
+        rows.update({("cell", r[0], r[1]): r[2] for r in db.execute("SELECT task, metric, value FROM cells")
+                     if r[2] is not None})
     return rows
 
 
@@ -35,7 +39,7 @@ def main(argv=None) -> None:
     ap.add_argument("--codec", default="semanticodec:tiny")
     ap.add_argument("--weights", default=None, help="weights folder passed to the codec")
     ap.add_argument("--task", default="demo-speech")
-    ap.add_argument("--limit", type=int, default=8)
+    ap.add_argument("--limit", type=int, default=8, help="first N items of the task (0: all)")
     ap.add_argument("--metric", default="mel")
     args = ap.parse_args(argv)
 
@@ -51,7 +55,7 @@ def main(argv=None) -> None:
             ws = Path(tmp) / label.replace(" ", "_")
             t0 = time.perf_counter()
             res = bench.run(codecs=[(name, options)], tasks=[args.task], metrics=[args.metric], out=ws,
-                            limit=args.limit, jobs=1)
+                            limit=args.limit or None, jobs=1)
             times[label] = time.perf_counter() - t0
             results[label] = per_item(ws)
             print(f"{label:18s} ({items_per_call} items per call): {times[label]:7.1f} s wall, "
@@ -60,7 +64,7 @@ def main(argv=None) -> None:
     a, b = results["batched"], results["one item per call"]
     common = set(a) & set(b)
     diff = max((abs(a[k] - b[k]) / max(abs(b[k]), 1e-12) for k in common), default=float("nan"))
-    print(f"speed-up {times['one item per call'] / times['batched']:.2f}x; {len(common)} per-item values compared, "
+    print(f"speed-up {times['one item per call'] / times['batched']:.2f}x; {len(common)} values compared, "
           f"largest relative difference {diff:.2g}")
 
 

@@ -131,6 +131,10 @@ class Codec:
         """wav `[B, C, T]` -> float32 `[B, N, D]`: the quantised latent the decoder receives."""
         raise NotImplementedError(f"codec {self.name!r} has no embedding")
 
+    def embed_items(self, wavs: list["torch.Tensor"]) -> list["torch.Tensor"]:
+        """Clips of different lengths `[C, T_i]` -> their embeddings `[N_i, D]` (batched where the codec can)."""
+        return [self.embed(w[None])[0] for w in wavs]
+
     def to(self, device: str) -> "Codec":
         return self
 

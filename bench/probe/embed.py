@@ -154,6 +154,7 @@ class CodecLatent:
 
     def __init__(self, codec):
         self.codec = codec
+        self.batch = max(1, int(getattr(codec, "batch_items", 1)))  # items per `embed_items` call
 
     @property
     def name(self) -> str:
@@ -169,6 +170,38 @@ class CodecLatent:
         if emb.ndim != 3 or emb.shape[0] != 1:
             raise ValueError(f"{self.name}: embed() returned shape {tuple(emb.shape)}, expected [1, N, D]")
         return emb[0].detach().float().cpu().numpy()
+
+    def items_frames(self, items: list) -> list:
+        """Frames `[N_i, D]` of several items from one `codec.embed_items` call; per item the array or the
+        error. Items that do not load fail alone; if the batch raises, each item is embedded alone."""
+        import torch
+
+        out: list = [None] * len(items)
+        ready = []
+        for k, item in enumerate(items):
+            try:
+                audio, sr = item.load()
+                au.check(audio, sr, name=f"item {item.id}")  # empty, NaN or silent: fails alone, not the batch
+                ready.append((k, torch.from_numpy(np.ascontiguousarray(_codec_input(self.codec, audio, sr)[0]))))
+            except Exception as err:  # noqa: BLE001 - this item's failure
+                out[k] = err
+        try:
+            with torch.no_grad():
+                embs = self.codec.embed_items([x for _, x in ready]) if len(ready) > 1 else None
+        except Exception:  # noqa: BLE001 - find the item at fault by running them alone
+            log.debug("probe: batched embed failed; embedding items one by one", exc_info=True)
+            embs = None
+        for j, (k, _) in enumerate(ready):
+            if embs is not None:
+                out[k] = embs[j].detach().float().cpu().numpy()
+                continue
+            try:
+                out[k] = self.item_frames(items[k])
+            except NotImplementedError:
+                raise
+            except Exception as err:  # noqa: BLE001
+                out[k] = err
+        return out
 
     def describe(self) -> dict[str, Any]:
         return {"embedder": self.name, "embedding_kind": self.kind}

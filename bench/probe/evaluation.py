@@ -47,26 +47,41 @@ def embed_task(embedder, task, pooling: str = "mean") -> tuple[dict[str, tuple[n
     rows: dict[str, tuple[list[np.ndarray], list[list[str]]]] = {}
     failures: list[tuple[str, str]] = []
     items = list(task.items())
-    for item in items:
-        try:
-            vec = pool(embedder.item_frames(item), pooling)
-            if not np.all(np.isfinite(vec)):
-                raise ValueError("embedding holds NaN or Inf")
-        except NotImplementedError:
-            raise
-        except Exception as err:  # noqa: BLE001 - one bad item is a recorded failure, not a crash
-            failures.append((item.id, f"{type(err).__name__}: {err}"))
-            log.warning("probe: item %s failed: %s", item.id, err)
-            continue
-        finally:
+    size = max(1, int(getattr(embedder, "batch", 1)))  # items per embedder call (codecs that batch)
+    for start in range(0, len(items), size):
+        group = items[start: start + size]
+        frames = embedder.items_frames(group) if size > 1 else [_frames_or_error(embedder, it) for it in group]
+        for item, fr in zip(group, frames):
             item.release()
-        embs, labels = rows.setdefault(item.info["split"], ([], []))
-        embs.append(vec)
-        labels.append(list(item.info["labels"]))
+            try:
+                if isinstance(fr, BaseException):
+                    raise fr
+                vec = pool(fr, pooling)
+                if not np.all(np.isfinite(vec)):
+                    raise ValueError("embedding holds NaN or Inf")
+            except NotImplementedError:
+                raise
+            except Exception as err:  # noqa: BLE001 - one bad item is a recorded failure, not a crash
+                failures.append((item.id, f"{type(err).__name__}: {err}"))
+                log.warning("probe: item %s failed: %s", item.id, err)
+                continue
+            embs, labels = rows.setdefault(item.info["split"], ([], []))
+            embs.append(vec)
+            labels.append(list(item.info["labels"]))
     if items and len(failures) > MAX_FAILED_FRACTION * len(items):
         raise ProbeError(f"{len(failures)} of {len(items)} items failed to embed; first: {failures[0][0]}: "
                          f"{failures[0][1]}")
     return {s: (np.stack(e).astype(np.float32), lab) for s, (e, lab) in rows.items()}, failures
+
+
+def _frames_or_error(embedder, item):
+    """embedder.item_frames(item), or the exception it raised (NotImplementedError still propagates)."""
+    try:
+        return embedder.item_frames(item)
+    except NotImplementedError:
+        raise
+    except Exception as err:  # noqa: BLE001 - recorded by the caller against this item
+        return err
 
 
 def targets(labels: list[list[str]], vocabulary: list[str]) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
 import pytest
 
 import bench
@@ -58,3 +59,64 @@ def test_failing_batch_falls_back_to_items(audio_dir, tmp_path, monkeypatch):
     res = bench.run(codecs=[SPEC], tasks=[f"files:{audio_dir}"], metrics=["mel"], out=tmp_path / "ws")
     assert res.codec_work == len(GOOD)
     assert set(res.failures().item) == {"corrupt", "silent", "short", "nan", "empty"}
+
+
+class _Clip:
+    """A HEAR-style item: audio in memory, a split and labels."""
+
+    def __init__(self, ident, audio, split="train", label="a"):
+        self.id, self._audio, self.info = ident, audio, {"split": split, "labels": [label]}
+
+    def load(self):
+        return self._audio, 16000
+
+    def release(self):
+        pass
+
+
+class _Task:
+    def __init__(self, items):
+        self._items = items
+
+    def items(self):
+        return self._items
+
+
+def test_probe_embeds_items_in_batches_with_the_same_result():
+    from bench.probe.embed import CodecLatent
+    from bench.probe.evaluation import embed_task
+
+    rng = np.random.default_rng(0)
+    clips = [_Clip(f"c{i}", (0.1 * rng.standard_normal((1, int(16000 * (0.5 + 0.3 * i))))).astype(np.float32),
+                   split="test" if i % 2 else "train", label="ab"[i % 2]) for i in range(5)]
+    bad = np.full((1, 16000), np.nan, dtype=np.float32)
+    items = clips[:2] + [_Clip("bad", bad)] + clips[2:]
+    codec = SemantiCodec(tiny=True, ddim_steps=2)
+    calls = []
+    embed_items = codec.embed_items
+    codec.embed_items = lambda wavs: calls.append(len(wavs)) or embed_items(wavs)
+    batched = CodecLatent(codec)
+    assert batched.batch == 8
+    rows_b, fails_b = embed_task(batched, _Task(items))
+    single = CodecLatent(codec)
+    single.batch = 1
+    rows_s, fails_s = embed_task(single, _Task(items))
+    assert calls == [5]  # the good five in one call; the NaN clip failed alone without spoiling the batch
+    assert [f[0] for f in fails_b] == [f[0] for f in fails_s] == ["bad"]
+    assert "NaN" in fails_b[0][1]
+    for split in ("train", "test"):
+        np.testing.assert_allclose(rows_b[split][0], rows_s[split][0], rtol=1e-5, atol=1e-6)
+        assert rows_b[split][1] == rows_s[split][1]
+
+
+def test_probe_batch_that_raises_falls_back_to_items():
+    """A clip the codec itself rejects (shorter than one AudioMAE patch) fails alone; the rest still embed."""
+    from bench.probe.embed import CodecLatent
+    from bench.probe.evaluation import embed_task
+
+    rng = np.random.default_rng(1)
+    items = [_Clip(f"c{i}", (0.1 * rng.standard_normal((1, 12000))).astype(np.float32)) for i in range(3)]
+    items.insert(1, _Clip("short", (0.1 * rng.standard_normal((1, 800))).astype(np.float32)))
+    rows, fails = embed_task(CodecLatent(SemantiCodec(tiny=True, ddim_steps=2)), _Task(items))
+    assert [f[0] for f in fails] == ["short"] and "too short" in fails[0][1]
+    assert rows["train"][0].shape[0] == 3

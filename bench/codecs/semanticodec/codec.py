@@ -363,6 +363,16 @@ class SemantiCodec(Codec):
             out[i, : len(t)] = self.encoder.tokens_to_features(t).float().cpu()
         return out
 
+    @torch.inference_mode()
+    def embed_items(self, wavs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Clips `[C, T_i]` at 16 kHz -> `[N_i, 2F]` each, their windows encoded in one batch."""
+        lengths = [int(w.shape[-1]) for w in wavs]
+        batch = torch.zeros(len(wavs), wavs[0].shape[0], max(lengths))
+        for i, w in enumerate(wavs):
+            batch[i, :, : lengths[i]] = torch.as_tensor(w, dtype=torch.float32)
+        toks, _ = self.tokens(batch, C.SAMPLE_RATE, lengths)
+        return [self.encoder.tokens_to_features(t).float().cpu() for t in toks]
+
     def from_official(self, tokens: torch.Tensor, lengths: list[int] | None = None) -> Encoded:
         """Official tokens `[B, N, 2]` -> Encoded (lengths default to the official decoded length)."""
         codes = tokens.transpose(1, 2).contiguous().to(torch.int64)
