@@ -94,6 +94,20 @@ def _codec_output(codec, item, store_cache: Path, ref: np.ndarray, sr: int) -> t
     return rec, codec_sr, _save_output(codec, enc, 0, rec, store_cache, codec_sr, t1 - t0, t2 - t1)
 
 
+def _encode_only(codec, ref: np.ndarray, sr: int) -> dict:
+    """The `encodes` row of one item from its codes alone (no decode, no cached output: path None)."""
+    import torch
+
+    codec_sr = codec.meta.sample_rate or sr
+    x = au.resample(ref, sr, codec_sr)
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        wav = torch.from_numpy(np.ascontiguousarray(x))[None]
+        enc = codec.encode(wav, sample_rate=codec_sr) if codec.meta.sample_rate is None else codec.encode(wav)
+        encode_s = time.perf_counter() - t0
+    return _encodes_row(codec, enc, 0, x.shape[-1] / codec_sr, codec_sr, encode_s, None, None)
+
+
 def _checked(codec, rec: np.ndarray, n: int) -> np.ndarray:
     """Decoded `[C, T']` -> `[C, n]`; raises for NaN/Inf."""
     rec = au.fit_length(rec, n)
@@ -108,13 +122,20 @@ def _save_output(codec, enc, i: int, rec: np.ndarray, cache: Path, codec_sr: int
     codes = enc.item_codes(i).detach().cpu().numpy() if enc.codes is not None else None
     bitrate = float(enc.item_bitrates[i] if enc.item_bitrates else enc.bitrate)
     ResultStore.save_output(cache, rec, codes, codec_sr, bitrate)
-    seconds = rec.shape[-1] / codec_sr
+    return _encodes_row(codec, enc, i, rec.shape[-1] / codec_sr, codec_sr, encode_s, decode_s, cache)
+
+
+def _encodes_row(codec, enc, i: int, seconds: float, codec_sr: int, encode_s: float, decode_s: float | None,
+                 cache: Path | None) -> dict:
+    """Item i's `encodes` row: measured bitrate, token rate, timings and where its output is cached."""
+    codes = enc.item_codes(i) if enc.codes is not None else None
     # Tokens per second: every code of every stream counts (the SemantiCodec paper's "token rate").
     # Classic codecs carry bytes (payload), not tokens: no token rate for them.
     is_tokens = codec.meta.frame_rate and codes is not None and enc.payload is None and codes.ndim == 3
     tps = codes.shape[-2] * codes.shape[-1] / seconds if is_tokens else None
-    return {"bits_per_second": bitrate, "seconds": seconds, "encode_s": encode_s, "decode_s": decode_s,
-            "sample_rate": codec_sr, "path": str(cache), "tokens_per_second": tps}
+    return {"bits_per_second": float(enc.item_bitrates[i] if enc.item_bitrates else enc.bitrate),
+            "seconds": seconds, "encode_s": encode_s, "decode_s": decode_s, "sample_rate": codec_sr,
+            "path": None if cache is None else str(cache), "tokens_per_second": tps}
 
 
 def batch_outputs(codec, entries: list[tuple[Any, Path]]) -> dict[str, tuple[np.ndarray, int, dict]]:
@@ -210,6 +231,11 @@ def process_item(codec, metrics: list, item, cache_file: Path, output: tuple | N
     try:
         channels = codec.meta.channels or audio.shape[0]
         ref = au.to_channels(audio, channels)
+        if not metrics and output is None and not cache_file.exists():
+            # nothing to score now (e.g. a probe-only run): the bitrate needs the encoder, not the decoder
+            result["encode"] = _encode_only(codec, ref, sr)
+            item.release()
+            return result
         rec, rec_sr, row = output if output is not None else _codec_output(codec, item, cache_file, ref, sr)
         if row is not None and not row.pop("from_cache", False):
             result["encode"] = row
@@ -528,7 +554,8 @@ def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, 
         group: list = []  # items waiting for a batch: up to `size` that need the codec and load, plus others
 
         def flush() -> None:
-            outputs = batch_outputs(codec, [(it, c) for it, _, c in group if not c.exists()]) if size > 1 else {}
+            wanted = [(it, c) for it, nd, c in group if nd and not c.exists()]  # items with metrics to score
+            outputs = batch_outputs(codec, wanted) if size > 1 else {}
             for item, needed, cache in group:
                 if codec is None:
                     res = process_reference(needed, item)
@@ -540,7 +567,7 @@ def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, 
         waiting = 0
         for entry in todo:
             group.append(entry)
-            waiting += size > 1 and _batchable(entry[0], entry[2])
+            waiting += size > 1 and bool(entry[1]) and _batchable(entry[0], entry[2])
             if size == 1 or waiting >= size:
                 flush()
                 waiting = 0

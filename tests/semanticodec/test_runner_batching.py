@@ -120,3 +120,17 @@ def test_probe_batch_that_raises_falls_back_to_items():
     rows, fails = embed_task(CodecLatent(SemantiCodec(tiny=True, ddim_steps=2)), _Task(items))
     assert [f[0] for f in fails] == ["short"] and "too short" in fails[0][1]
     assert rows["train"][0].shape[0] == 3
+
+
+def test_probe_only_run_encodes_but_never_decodes(tmp_path, monkeypatch):
+    """A run with only the (task-level) probe needs each item's bitrate, not its decoded audio."""
+    decodes = []
+    decode = SemantiCodec.decode
+    monkeypatch.setattr(SemantiCodec, "decode", lambda self, enc, **k: decodes.append(1) or decode(self, enc, **k))
+    res = bench.run(codecs=[SPEC], tasks=["demo-drums"], metrics=["probe:grid=reduced"], out=tmp_path / "ws")
+    assert not decodes
+    with sqlite3.connect(tmp_path / "ws" / "results.sqlite") as db:
+        rows = db.execute("SELECT bits_per_second, path, decode_s FROM encodes").fetchall()
+    assert len(rows) == 114 and all(p is None and d is None and b > 1000 for b, p, d in rows)
+    frame = res.to_frame()
+    assert frame[frame.codec == "semanticodec"].bitrate_kbps.iloc[0] > 1.0  # the kbps column still filled
