@@ -80,22 +80,17 @@ def _codec_output(codec, item, store_cache: Path, ref: np.ndarray, sr: int) -> t
                                                   "path": str(store_cache), "from_cache": True}
     import torch
 
-    codec_sr = codec.meta.sample_rate or sr
-    x = au.resample(ref, sr, codec_sr)
+    x, codec_sr, enc, encode_s = _encode(codec, ref, sr)
     with torch.inference_mode():
         t0 = time.perf_counter()
-        wav = torch.from_numpy(np.ascontiguousarray(x))[None]
-        # A codec without a fixed rate (identity) is told the item's rate.
-        enc = codec.encode(wav, sample_rate=codec_sr) if codec.meta.sample_rate is None else codec.encode(wav)
-        t1 = time.perf_counter()
         rec = codec.decode(enc)
-        t2 = time.perf_counter()
+        decode_s = time.perf_counter() - t0
     rec = _checked(codec, rec[0].detach().float().cpu().numpy(), x.shape[-1])
-    return rec, codec_sr, _save_output(codec, enc, 0, rec, store_cache, codec_sr, t1 - t0, t2 - t1)
+    return rec, codec_sr, _save_output(codec, enc, 0, rec, store_cache, codec_sr, encode_s, decode_s)
 
 
-def _encode_only(codec, ref: np.ndarray, sr: int) -> dict:
-    """The `encodes` row of one item from its codes alone (no decode, no cached output: path None)."""
+def _encode(codec, ref: np.ndarray, sr: int):
+    """One item `[C, T]` at sr -> (input at the codec's rate, that rate, Encoded, encode seconds)."""
     import torch
 
     codec_sr = codec.meta.sample_rate or sr
@@ -103,8 +98,14 @@ def _encode_only(codec, ref: np.ndarray, sr: int) -> dict:
     with torch.inference_mode():
         t0 = time.perf_counter()
         wav = torch.from_numpy(np.ascontiguousarray(x))[None]
+        # A codec without a fixed rate (identity) is told the item's rate.
         enc = codec.encode(wav, sample_rate=codec_sr) if codec.meta.sample_rate is None else codec.encode(wav)
-        encode_s = time.perf_counter() - t0
+        return x, codec_sr, enc, time.perf_counter() - t0
+
+
+def _encode_only(codec, ref: np.ndarray, sr: int) -> dict:
+    """The `encodes` row of one item from its codes alone (no decode, no cached output: path None)."""
+    x, codec_sr, enc, encode_s = _encode(codec, ref, sr)
     return _encodes_row(codec, enc, 0, x.shape[-1] / codec_sr, codec_sr, encode_s, None, None)
 
 
