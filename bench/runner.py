@@ -23,11 +23,10 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from bench import audio as au
+from bench.coding import MIN_SECONDS, batch_outputs, batch_size, batchable, codec_output, encode_only
 from bench.store import REFERENCE, ResultStore
 
 log = logging.getLogger(__name__)
-
-MIN_SECONDS = 0.1  # shorter items are recorded as failures ("too short") before any codec sees them
 
 # Metrics a run uses when none are named: every registered item-level metric that can be built here.
 DEFAULT_METRICS = ("visqol", "wer", "mel", "stft", "pesq", "stoi", "sisdr")
@@ -67,124 +66,6 @@ class _NoProgress:
 
 
 # -- one item -------------------------------------------------------------------------------------
-
-def _codec_output(codec, item, store_cache: Path, ref: np.ndarray, sr: int) -> tuple[np.ndarray, int, dict | None]:
-    """Decoded audio `[C, T]` at the codec's rate: from the cache if there, else by running the codec.
-
-    Returns (audio, sample_rate, encodes-row or None when it came from the cache).
-    """
-    if store_cache.exists():
-        out = ResultStore.load_output(store_cache)
-        return out["audio"], out["sample_rate"], {"bits_per_second": out["bits_per_second"],
-                                                  "seconds": ref.shape[-1] / sr, "sample_rate": out["sample_rate"],
-                                                  "path": str(store_cache), "from_cache": True}
-    import torch
-
-    x, codec_sr, enc, encode_s = _encode(codec, ref, sr)
-    with torch.inference_mode():
-        t0 = time.perf_counter()
-        rec = codec.decode(enc)
-        decode_s = time.perf_counter() - t0
-    rec = _checked(codec, rec[0].detach().float().cpu().numpy(), x.shape[-1])
-    return rec, codec_sr, _save_output(codec, enc, 0, rec, store_cache, codec_sr, encode_s, decode_s)
-
-
-def _encode(codec, ref: np.ndarray, sr: int):
-    """One item `[C, T]` at sr -> (input at the codec's rate, that rate, Encoded, encode seconds)."""
-    import torch
-
-    codec_sr = codec.meta.sample_rate or sr
-    x = au.resample(ref, sr, codec_sr)
-    with torch.inference_mode():
-        t0 = time.perf_counter()
-        wav = torch.from_numpy(np.ascontiguousarray(x))[None]
-        # A codec without a fixed rate (identity) is told the item's rate.
-        enc = codec.encode(wav, sample_rate=codec_sr) if codec.meta.sample_rate is None else codec.encode(wav)
-        return x, codec_sr, enc, time.perf_counter() - t0
-
-
-def _encode_only(codec, ref: np.ndarray, sr: int) -> dict:
-    """The `encodes` row of one item from its codes alone (no decode, no cached output: path None)."""
-    x, codec_sr, enc, encode_s = _encode(codec, ref, sr)
-    return _encodes_row(codec, enc, 0, x.shape[-1] / codec_sr, codec_sr, encode_s, None, None)
-
-
-def _checked(codec, rec: np.ndarray, n: int) -> np.ndarray:
-    """Decoded `[C, T']` -> `[C, n]`; raises for NaN/Inf."""
-    rec = au.fit_length(rec, n)
-    if not np.all(np.isfinite(rec)):
-        raise ValueError(f"codec {codec.label} produced NaN/Inf samples")
-    return rec
-
-
-def _save_output(codec, enc, i: int, rec: np.ndarray, cache: Path, codec_sr: int, encode_s: float,
-                 decode_s: float) -> dict:
-    """Cache item i's decoded audio and codes; return its `encodes` row."""
-    codes = enc.item_codes(i).detach().cpu().numpy() if enc.codes is not None else None
-    bitrate = float(enc.item_bitrates[i] if enc.item_bitrates else enc.bitrate)
-    ResultStore.save_output(cache, rec, codes, codec_sr, bitrate)
-    return _encodes_row(codec, enc, i, rec.shape[-1] / codec_sr, codec_sr, encode_s, decode_s, cache)
-
-
-def _encodes_row(codec, enc, i: int, seconds: float, codec_sr: int, encode_s: float, decode_s: float | None,
-                 cache: Path | None) -> dict:
-    """Item i's `encodes` row: measured bitrate, token rate, timings and where its output is cached."""
-    codes = enc.item_codes(i) if enc.codes is not None else None
-    # Tokens per second: every code of every stream counts (the SemantiCodec paper's "token rate").
-    # Classic codecs carry bytes (payload), not tokens: no token rate for them.
-    is_tokens = codec.meta.frame_rate and codes is not None and enc.payload is None and codes.ndim == 3
-    tps = codes.shape[-2] * codes.shape[-1] / seconds if is_tokens else None
-    return {"bits_per_second": float(enc.item_bitrates[i] if enc.item_bitrates else enc.bitrate),
-            "seconds": seconds, "encode_s": encode_s, "decode_s": decode_s, "sample_rate": codec_sr,
-            "path": None if cache is None else str(cache), "tokens_per_second": tps}
-
-
-def batch_outputs(codec, entries: list[tuple[Any, Path]]) -> dict[str, tuple[np.ndarray, int, dict]]:
-    """Run several items through a codec in one zero-padded batch (codecs with `batch_items` > 1).
-
-    entries: (item, cache file). Returns item id -> (decoded `[C, T]`, codec rate, encodes row), each
-    saved to its cache as soon as the batch is done. Items that do not load, and every item of a batch
-    that raises, are left out: they then run alone, so a failure is recorded against the item that
-    caused it. Encode/decode seconds of the batch are shared among its items in proportion to length.
-    """
-    import torch
-
-    codec_sr = codec.meta.sample_rate
-    ready = []
-    for item, cache in entries:
-        try:
-            audio, sr = item.load()
-            au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}")
-        except Exception:  # noqa: BLE001 - process_item records it
-            continue
-        ready.append((item, cache, au.resample(au.to_channels(audio, codec.meta.channels), sr, codec_sr)))
-    if len(ready) < 2:
-        return {}
-    lengths = [x.shape[-1] for _, _, x in ready]
-    wav = np.zeros((len(ready), codec.meta.channels, max(lengths)), dtype=np.float32)
-    for i, (_, _, x) in enumerate(ready):
-        wav[i, :, : lengths[i]] = x
-    try:
-        with torch.inference_mode():
-            t0 = time.perf_counter()
-            enc = codec.encode(torch.from_numpy(wav), lengths=lengths)
-            t1 = time.perf_counter()
-            rec = codec.decode(enc).detach().float().cpu().numpy()
-            t2 = time.perf_counter()
-    except Exception:  # noqa: BLE001
-        log.debug("batch of %d failed; running its items one by one", len(ready), exc_info=True)
-        return {}
-    out = {}
-    for i, (item, cache, _) in enumerate(ready):
-        try:
-            r = _checked(codec, rec[i], lengths[i])
-        except ValueError:
-            continue
-        share = lengths[i] / sum(lengths)
-        out[item.id] = (r, codec_sr, _save_output(codec, enc, i, r, cache, codec_sr, (t1 - t0) * share,
-                                                  (t2 - t1) * share))
-    return out
-
 
 def _metric_rate(metric, item, codec_sr: int) -> int:
     if hasattr(metric, "rate_for_item"):
@@ -234,10 +115,10 @@ def process_item(codec, metrics: list, item, cache_file: Path, output: tuple | N
         ref = au.to_channels(audio, channels)
         if not metrics and output is None and not cache_file.exists():
             # nothing to score now (e.g. a probe-only run): the bitrate needs the encoder, not the decoder
-            result["encode"] = _encode_only(codec, ref, sr)
+            result["encode"] = encode_only(codec, ref, sr)
             item.release()
             return result
-        rec, rec_sr, row = output if output is not None else _codec_output(codec, item, cache_file, ref, sr)
+        rec, rec_sr, row = output if output is not None else codec_output(codec, item, cache_file, ref, sr)
         if row is not None and not row.pop("from_cache", False):
             result["encode"] = row
         elif row is not None:
@@ -415,7 +296,7 @@ def run(codecs: Iterable[str | CodecSpec] = ("identity",), tasks: Iterable[str] 
             fp = codec.fingerprint()
             store.add_codec(fp, codec.name, codec.options, codec.label, _nominal_kbps(codec),
                             {**codec.meta.to_dict(), "fingerprint": fp, "weights": codec.weights_digest()})
-            n_jobs = jobs if jobs else (1 if codec.meta.needs_weights or _batch_size(codec) > 1
+            n_jobs = jobs if jobs else (1 if codec.meta.needs_weights or batch_size(codec) > 1
                                         else min(2, os.cpu_count() or 1))
             pool = _Pool(spec, sorted(m.identity() for m in item_metrics), n_jobs)
             try:
@@ -551,7 +432,7 @@ def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, 
         for fut in as_completed(futures):
             record(futures[fut], fut.result())
     else:
-        size = _batch_size(codec)
+        size = batch_size(codec)
         group: list = []  # items waiting for a batch: up to `size` that need the codec and load, plus others
 
         def flush() -> None:
@@ -568,32 +449,13 @@ def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, 
         waiting = 0
         for entry in todo:
             group.append(entry)
-            waiting += size > 1 and bool(entry[1]) and _batchable(entry[0], entry[2])
+            waiting += size > 1 and bool(entry[1]) and batchable(entry[0], entry[2])
             if size == 1 or waiting >= size:
                 flush()
                 waiting = 0
         flush()
     _write_cells(store, fp, task, items, metrics)
     return codec_work
-
-
-def _batch_size(codec) -> int:
-    """Items per codec call: the codec's `batch_items` when it has a fixed rate and channel count, else 1."""
-    if codec is None or not (codec.meta.sample_rate and codec.meta.channels):
-        return 1
-    return max(1, int(getattr(codec, "batch_items", 1)))
-
-
-def _batchable(item, cache: Path) -> bool:
-    """Does this item need the codec and load cleanly (its audio stays loaded for the batch)?"""
-    if cache.exists():
-        return False
-    try:
-        audio, sr = item.load()
-        au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}")
-    except Exception:  # noqa: BLE001 - recorded when the item runs
-        return False
-    return True
 
 
 def _write_cells(store: ResultStore, fp: str, task, items: list, metrics: list) -> None:
@@ -638,7 +500,7 @@ def _decoded(store: ResultStore, codec, fp: str, task, item) -> tuple[np.ndarray
     audio, sr = item.load()
     channels = codec.meta.channels or audio.shape[0]
     ref = au.to_channels(audio, channels)
-    rec, rec_sr, row = _codec_output(codec, item, store.cache_path(fp, task.name, item.id), ref, sr)
+    rec, rec_sr, row = codec_output(codec, item, store.cache_path(fp, task.name, item.id), ref, sr)
     if row is not None and not row.pop("from_cache", False):
         store.record_item(fp, task.name, item.id, encode=row)
     return rec, rec_sr
