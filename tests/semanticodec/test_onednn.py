@@ -107,3 +107,16 @@ def test_bilstm_keeps_autograd_and_initial_state():
         out = lstm(x.detach(), (h0, torch.zeros_like(h0)))[0]
     torch.testing.assert_close(out.double(), _reference(lstm)(x.detach().double(), (h0.double(), h0.double() * 0))[0],
                                atol=1e-6, rtol=1e-5)
+
+
+def test_models_built_under_inference_mode_run():
+    """Parameters made under inference_mode have no version counter; the weight caches must not need one."""
+    from bench.codecs.semanticodec.hifigan import Generator
+
+    with torch.inference_mode():
+        lstm = BiLSTM(8, 16, num_layers=1).eval()
+        voc = Generator(num_mels=8, upsample_initial_channel=64, resblock_kernel_sizes=(3,),
+                        resblock_dilations=((1,),)).eval()
+        out = lstm(torch.randn(2, 5, 8))[0]
+        wave = voc(torch.randn(1, 8, 4))
+    assert out.shape == (2, 5, 32) and wave.shape == (1, 1, voc.output_length(4))

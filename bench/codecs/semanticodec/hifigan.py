@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .onednn import weight_stamp
+
 LRELU_SLOPE = 0.1
 
 
@@ -90,7 +92,7 @@ class Generator(nn.Module):
         w = m.weight
         if torch.is_grad_enabled():  # training: no cache, so gradients reach the parameter
             return w[:, :, None, :].contiguous(memory_format=torch.channels_last)
-        stamp = (w.data_ptr(), w._version, w.device, w.dtype)
+        stamp = weight_stamp(w)
         hit = self._kernels.get(m)
         if hit is None or hit[0] != stamp:
             hit = self._kernels[m] = (stamp, w[:, :, None, :].contiguous(memory_format=torch.channels_last))

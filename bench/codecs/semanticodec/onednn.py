@@ -43,6 +43,12 @@ def usable(*tensors: torch.Tensor) -> bool:
                for t in tensors)
 
 
+def weight_stamp(w: torch.Tensor) -> tuple:
+    """What identifies a weight's current values for a derived-copy cache: storage, device, dtype and, for
+    ordinary tensors, the in-place version counter (inference tensors, made under inference_mode, have none)."""
+    return (w.data_ptr(), w.device, w.dtype, None if w.is_inference() else w._version)
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """`x [..., K] @ weight[N, K].T + bias[N]` -> `[..., N]`; oneDNN when usable, else `F.linear`."""
     if not usable(x, weight, *([] if bias is None else [bias])):
