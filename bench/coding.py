@@ -26,8 +26,13 @@ def codec_output(codec, item, store_cache: Path, ref: np.ndarray, sr: int) -> tu
 
     Returns (audio, sample_rate, encodes-row or None when it came from the cache).
     """
-    if store_cache.exists():
-        out = ResultStore.load_output(store_cache)
+    out = ResultStore.load_output(store_cache)  # None when absent, or unreadable (then removed): recompute
+    if out is not None and not _fits(out, ref, sr, codec):
+        log.warning("cached output %s does not fit its item (shape %s): discarded, recomputing", store_cache,
+                    out["audio"].shape)
+        store_cache.unlink(missing_ok=True)
+        out = None
+    if out is not None:
         return out["audio"], out["sample_rate"], {"bits_per_second": out["bits_per_second"],
                                                   "seconds": ref.shape[-1] / sr, "sample_rate": out["sample_rate"],
                                                   "path": str(store_cache), "from_cache": True}
@@ -40,6 +45,14 @@ def codec_output(codec, item, store_cache: Path, ref: np.ndarray, sr: int) -> tu
         decode_s = time.perf_counter() - t0
     rec = _checked(codec, rec[0].detach().float().cpu().numpy(), x.shape[-1])
     return rec, codec_sr, _save_output(codec, enc, 0, rec, store_cache, codec_sr, encode_s, decode_s)
+
+
+def _fits(out: dict, ref: np.ndarray, sr: int, codec) -> bool:
+    """Is a cached output the right shape for this item (channels, length at the codec's rate +- 2 samples)?"""
+    audio = out["audio"]
+    expected = ref.shape[-1] * out["sample_rate"] / sr
+    channels = codec.meta.channels or ref.shape[0]
+    return audio.shape[0] == channels and abs(audio.shape[-1] - expected) <= 2
 
 
 def _encode(codec, ref: np.ndarray, sr: int):

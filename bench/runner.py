@@ -15,7 +15,6 @@ import logging
 import os
 import platform
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -131,10 +130,10 @@ def process_item(codec, metrics: list, item, cache_file: Path, output: tuple | N
     aligned: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for metric in metrics:
         try:
-            result["scores"][metric.identity()] = _score(metric, ref, sr, rec, rec_sr, item, aligned)
+            result["scores"][metric_key(metric)] = _score(metric, ref, sr, rec, rec_sr, item, aligned)
         except Exception as err:  # noqa: BLE001
             log.debug("metric failure on %s", item.id, exc_info=True)
-            result["failures"].append(("metric", metric.identity(), _reason(err)))
+            result["failures"].append(("metric", metric_key(metric), _reason(err)))
     item.release()
     return result
 
@@ -152,11 +151,18 @@ def process_reference(metrics: list, item) -> dict[str, Any]:
     aligned: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for metric in metrics:
         try:
-            result["scores"][metric.identity()] = _score(metric, audio, sr, audio, sr, item, aligned)
+            result["scores"][metric_key(metric)] = _score(metric, audio, sr, audio, sr, item, aligned)
         except Exception as err:  # noqa: BLE001
-            result["failures"].append(("metric", metric.identity(), _reason(err)))
+            result["failures"].append(("metric", metric_key(metric), _reason(err)))
     item.release()
     return result
+
+
+def metric_key(metric) -> str:
+    """The key a metric's scores are stored under: its identity plus a digest of its code version and
+    backend (`Metric.fingerprint()`), so a changed metric never reuses old scores."""
+    fingerprint = getattr(metric, "fingerprint", None)  # TRANSITION
+    return fingerprint() if fingerprint else metric.identity()
 
 
 def _reason(err: BaseException) -> str:
@@ -170,13 +176,32 @@ _WORKER: dict[str, Any] = {}
 _WARNED_LOAD: set[tuple[str, str]] = set()
 
 
-def _worker_init(codec_spec: CodecSpec | None, metric_ids: list[str]) -> None:
-    import torch
+def _registry_entries(spec: CodecSpec | None, metric_ids: list[str]) -> list:
+    """The registry entries a worker needs, so codecs and metrics registered at run time (a plugin, a
+    notebook, a test) are found in worker processes too."""
+    from bench.codecs import CODECS
+    from bench.metrics import METRICS
+    from bench.registry import parse_spec
 
-    torch.set_num_threads(1)
-    from bench.metrics import load_metric
+    wanted = [(CODECS, spec.name)] if spec is not None else []
+    wanted += [(METRICS, parse_spec(m)[0]) for m in metric_ids]
+    return [(reg.kind, reg._entries[name]) for reg, name in wanted if name in reg._entries]
 
-    _WORKER["codec"] = codec_spec.build() if codec_spec is not None else None
+
+def _worker_init(codec_spec: CodecSpec | None, metric_ids: list[str], device: str = "cpu",
+                 entries: list = ()) -> None:
+    """Runs once in each worker process (bench.executors): build the codec and metrics there."""
+    from bench.codecs import CODECS
+    from bench.metrics import METRICS, load_metric
+
+    registries = {CODECS.kind: CODECS, METRICS.kind: METRICS}
+    for kind, entry in entries:
+        registries[kind]._entries.setdefault(entry.name, entry)
+
+    codec = codec_spec.build() if codec_spec is not None else None
+    if codec is not None:
+        codec.to(device)
+    _WORKER["codec"] = codec
     _WORKER["metrics"] = {m: load_metric(m) for m in metric_ids}
 
 
@@ -197,7 +222,7 @@ class Results:
         self.store = store
         self.fingerprints = fingerprints
         self.tasks = tasks
-        self.metrics = metrics
+        self.metrics = metrics  # storage keys (Metric.fingerprint())
         self.elapsed = elapsed
         self.codec_work = codec_work  # items the codecs actually ran on (0 when everything came from the cache)
 
@@ -234,25 +259,55 @@ def environment() -> dict[str, Any]:
     return env
 
 
-def run(codecs: Iterable[str | CodecSpec] = ("identity",), tasks: Iterable[str] = ("demo-speech",),
-        metrics: Iterable[str] | None = None, out: str | Path = "bench-out", *, limit: int | None = None,
+def _names(value, what: str, allow_none: bool = False) -> list | None:
+    """A name or a list of names -> list (a lone string is one name, never its characters)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (str, CodecSpec)):
+        return [value]
+    try:
+        names = list(value)
+    except TypeError:
+        raise TypeError(f"{what}: give a name or a list of names, not {type(value).__name__}") from None
+    if not names:
+        raise ValueError(f"{what}: the list is empty; name at least one")
+    bad = [n for n in names if not isinstance(n, (str, CodecSpec, tuple))]
+    if bad:
+        raise TypeError(f"{what}: {bad[0]!r} is not a name")
+    return names
+
+
+def _check_limit(limit) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+        raise ValueError(f"limit must be a whole number of items >= 1 (or None for all), got {limit!r}")
+    return int(limit)
+
+
+def run(codecs: Iterable[str | CodecSpec] | str = ("identity",), tasks: Iterable[str] | str = ("demo-speech",),
+        metrics: Iterable[str] | str | None = None, out: str | Path = "bench-out", *, limit: int | None = None,
         device: str = "cpu", jobs: int | None = None, progress: ProgressFactory | None = None,
         retry_failed: bool = False) -> Results:
     """Run codecs over tasks and score them. Returns Results (see `Results.to_frame`).
 
-    codecs: specs such as "opus:bitrate=6" or "encodec:bandwidth=6"; tasks: names such as "demo-speech"
-    or "files:PATH"; metrics: names ("mel", "visqol:mode=audio"); None = every default metric available.
-    out: workspace folder holding results.sqlite and the output cache. jobs: worker processes (None: 2
-    for weight-free codecs, 1 for neural ones and for codecs that batch items; batching needs jobs=1).
-    limit: first N items of each task.
+    codecs: specs such as "opus:bitrate=6" or "encodec:bandwidth=6" (one string or a list); tasks: names
+    such as "demo-speech" or "files:PATH"; metrics: names ("mel", "visqol:mode=audio"); None = every default
+    metric available. out: workspace folder holding results.sqlite and the output cache. jobs: worker
+    processes (None: 2 for weight-free codecs, 1 for neural ones and for codecs that batch items; batching
+    needs jobs=1). limit: the first N items of each task (N >= 1).
     """
     from bench.metrics import load_metric
     from bench.tasks import load_task
 
     started = time.perf_counter()
+    codecs, tasks = _names(codecs, "codecs"), _names(tasks, "tasks")
+    metrics = _names(metrics, "metrics", allow_none=True)
+    limit = _check_limit(limit)
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
     _WARNED_LOAD.clear()
     check_device(device)
-    store = ResultStore(out)
     specs = [CodecSpec.parse(c) for c in codecs]
     built = []
     for spec in specs:  # build every codec first: a bad name or missing weights fails before any work
@@ -261,58 +316,101 @@ def run(codecs: Iterable[str | CodecSpec] = ("identity",), tasks: Iterable[str] 
         built.append((spec, codec))
     metric_objs = _build_metrics(metrics, load_metric)
     task_objs = [load_task(t) for t in tasks]
+    task_items = {t.name: _task_items(t, limit) for t in task_objs}
+    store = ResultStore(out)
+    with store.writer():
+        codec_work = _run_matrix(store, built, metric_objs, task_objs, task_items, limit=limit, device=device,
+                                 jobs=jobs, progress=progress, retry_failed=retry_failed)
+    fps = [c.fingerprint() for _, c in built]
+    return Results(store, fps, [t.name for t in task_objs], [metric_key(m) for m in metric_objs],
+                   time.perf_counter() - started, codec_work)
+
+
+def _task_items(task, limit: int | None) -> list:
+    """The task's items (the first `limit`), checked for ids that two items share."""
+    items = task.items()
+    seen: dict[str, Any] = {}
+    for item in items:
+        if item.id in seen:
+            raise ValueError(f"task {task.name}: two items share the id {item.id!r} "
+                             f"({seen[item.id].path} and {item.path}); give them distinct names")
+        seen[item.id] = item
+    return items[:limit] if limit else items
+
+
+def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: list, task_items: dict, *,
+                limit, device: str, jobs, progress, retry_failed: bool) -> int:
     run_id = store.start_run(
         {"codecs": [c.label for _, c in built], "tasks": [t.name for t in task_objs],
          "metrics": [m.identity() for m in metric_objs], "limit": limit, "device": device},
         environment())
     for m in metric_objs:
-        store.add_metric(m.identity(), m.name, m.key, {**m.meta.to_dict(), "identity": m.identity()})
+        store.add_metric(metric_key(m), m.name, m.key, {**m.meta.to_dict(), "identity": m.identity(),
+                                                        "version": _version(m)})
+    signatures = {}
+    for task in task_objs:  # an item whose file changed loses every result computed from its old content
+        for item in task_items[task.name]:
+            sig = item.signature()
+            signatures[(task.name, item.id)] = sig
+            store.sync_item(task.name, item.id, sig)
 
     item_metrics = [m for m in metric_objs if m.meta.level == "item"]
     task_metrics = [m for m in metric_objs if m.meta.level == "task"]
     floor_metrics = [m for m in item_metrics if m.meta.floor]
-    task_items = {t.name: t.items()[: limit] if limit else t.items() for t in task_objs}
     total = sum(len(v) for v in task_items.values()) * len(built)
     bar = progress(total, "items") if progress else _NoProgress()
     codec_work = 0
+    ctx = _CellContext(store, signatures, retry_failed)
     try:
         if floor_metrics:
             store.add_codec(REFERENCE, REFERENCE, {}, "reference (uncoded)", None,
                             {"name": REFERENCE, "description": "the uncoded audio scored against itself"})
-            pool = _Pool(None, sorted(m.identity() for m in floor_metrics), jobs or 1)
-            try:
+            with _Pool(None, sorted(m.identity() for m in floor_metrics), jobs or 1, device) as pool:
                 for task in task_objs:
-                    _run_cell(store, None, None, REFERENCE, task, task_items[task.name], floor_metrics, pool,
-                              retry_failed, _NoProgress())
-            finally:
-                pool.close()
+                    _run_cell(ctx, None, REFERENCE, task, task_items[task.name], floor_metrics, pool, _NoProgress())
         if task_metrics:  # the same evaluation on the uncoded audio (the probe's log-mel reference row)
             store.add_codec(REFERENCE, REFERENCE, {}, "reference (uncoded)", None,
                             {"name": REFERENCE, "description": "the uncoded audio"})
             for task in task_objs:
                 for m in task_metrics:
-                    _run_task_metric(store, m, None, REFERENCE, task, task_items[task.name])
+                    _run_task_metric(ctx, m, None, REFERENCE, task, task_items[task.name])
         for spec, codec in built:
             fp = codec.fingerprint()
             store.add_codec(fp, codec.name, codec.options, codec.label, _nominal_kbps(codec),
-                            {**codec.meta.to_dict(), "fingerprint": fp, "weights": codec.weights_digest()})
+                            {**codec.meta.to_dict(), "fingerprint": fp, "weights": codec.weights_digest(),
+                             "code_version": codec.code_version})
             n_jobs = jobs if jobs else (1 if codec.meta.needs_weights or batch_size(codec) > 1
                                         else min(2, os.cpu_count() or 1))
-            pool = _Pool(spec, sorted(m.identity() for m in item_metrics), n_jobs)
-            try:
+            with _Pool(spec, sorted(m.identity() for m in item_metrics), n_jobs, device) as pool:
                 for task in task_objs:
-                    codec_work += _run_cell(store, spec, codec, fp, task, task_items[task.name], item_metrics,
-                                            pool, retry_failed, bar)
+                    codec_work += _run_cell(ctx, codec, fp, task, task_items[task.name], item_metrics, pool, bar)
                     for m in task_metrics:
-                        _run_task_metric(store, m, codec, fp, task, task_items[task.name])
-            finally:
-                pool.close()
+                        _run_task_metric(ctx, m, codec, fp, task, task_items[task.name])
     finally:
         bar.close()
         store.finish_run(run_id)
-    fps = [c.fingerprint() for _, c in built]
-    return Results(store, fps, [t.name for t in task_objs], [m.identity() for m in metric_objs],
-                   time.perf_counter() - started, codec_work)
+    return codec_work
+
+
+def _version(obj) -> str:
+    return str(getattr(obj, "code_version", ""))
+
+
+@dataclass
+class _CellContext:
+    """What every (codec, task) cell of one run shares: the store, each item's content signature, options."""
+
+    store: ResultStore
+    signatures: dict[tuple[str, str], str]
+    retry_failed: bool
+
+    def cache(self, fp: str, task: str, item: str) -> Path:
+        return self.store.cache_path(fp, task, item, self.signatures.get((task, item), ""))
+
+    def digest(self, task: str, items: list) -> str:
+        from bench.store import items_digest
+
+        return items_digest([(i.id, self.signatures.get((task, i.id), "")) for i in items])
 
 
 def check_device(device: str) -> None:
@@ -363,28 +461,35 @@ def _nominal_kbps(codec) -> float | None:
 class _Pool:
     """Worker processes for one codec, started on first use and kept across its tasks (models load once)."""
 
-    def __init__(self, spec: CodecSpec | None, metric_ids: list[str], jobs: int):
-        self.spec, self.metric_ids, self.jobs = spec, metric_ids, jobs
-        self._executor: ProcessPoolExecutor | None = None
+    def __init__(self, spec: CodecSpec | None, metric_ids: list[str], jobs: int, device: str = "cpu"):
+        self.spec, self.metric_ids, self.jobs, self.device = spec, metric_ids, jobs, device
+        self._pool = None
 
-    def get(self) -> ProcessPoolExecutor:
-        if self._executor is None:
-            import multiprocessing as mp
+    def get(self):
+        if self._pool is None:
+            from bench.executors.local import LocalPool
 
-            self._executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=mp.get_context("spawn"),
-                                                 initializer=_worker_init, initargs=(self.spec, self.metric_ids))
-        return self._executor
+            args = (self.spec, self.metric_ids, self.device, _registry_entries(self.spec, self.metric_ids))
+            self._pool = LocalPool("bench.runner:_worker_init", args, self.jobs)
+        return self._pool
 
     def close(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown()
-            self._executor = None
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> "_Pool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, items: list, metrics: list,
-              pool: "_Pool | None", retry_failed: bool, bar) -> int:
+def _run_cell(ctx: _CellContext, codec, fp: str, task, items: list, metrics: list, pool: "_Pool | None",
+              bar) -> int:
     """Process one (codec, task): each item needing work, then the task-level summary cells."""
-    if retry_failed:
+    store = ctx.store
+    if ctx.retry_failed:
         store.clear_failures(fp, task.name)
     todo = []
     for item in items:
@@ -393,9 +498,9 @@ def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, 
         if any(stage in ("load", "codec") for stage, _ in failed):
             bar.update(1)
             continue
-        needed = [m for m in metrics if m.identity() not in done and ("metric", m.identity()) not in failed
+        needed = [m for m in metrics if metric_key(m) not in done and ("metric", metric_key(m)) not in failed
                   and m.skip_reason(item) is None]
-        cache = store.cache_path(fp, task.name, item.id)
+        cache = ctx.cache(fp, task.name, item.id)
         has_output = codec is None or cache.exists()
         if not needed and (has_output or not metrics) and (codec is None or store.encode_row(fp, task.name, item.id)):
             bar.update(1)
@@ -409,7 +514,7 @@ def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, 
             domain, sr, seconds = res["item"]
             store.add_item(task.name, item.id, domain, sr, seconds, item.text,
                            item.label if isinstance(item.label, str) or item.label is None else str(item.label),
-                           str(item.path) if item.path else None)
+                           str(item.path) if item.path else None, signature=ctx.signatures.get((task.name, item.id)))
         encode = res["encode"]
         if encode is not None:
             codec_work += 1
@@ -426,11 +531,17 @@ def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, 
         bar.update(1)
 
     if pool is not None and pool.jobs > 1 and len(todo) > 1:
-        executor = pool.get()
-        futures = {executor.submit(_worker_item, item, [m.identity() for m in needed],
-                                   str(cache) if codec is not None else None): item for item, needed, cache in todo}
-        for fut in as_completed(futures):
-            record(futures[fut], fut.result())
+        from bench.executors.local import WorkerCrash
+
+        by_id = {item.id: item for item, _, _ in todo}
+        jobs = ((item.id, "bench.runner:_worker_item",
+                 (item, [m.identity() for m in needed], str(cache) if codec is not None else None))
+                for item, needed, cache in todo)
+        for item_id, res in pool.get().run(jobs):
+            if isinstance(res, WorkerCrash):  # a crash in a C extension costs this item, not the run
+                res = {"encode": None, "scores": {}, "item": None,
+                       "failures": [("codec" if codec is not None else "metric", "", str(res))]}
+            record(by_id[item_id], res)
     else:
         size = batch_size(codec)
         group: list = []  # items waiting for a batch: up to `size` that need the codec and load, plus others
@@ -454,53 +565,63 @@ def _run_cell(store: ResultStore, spec: CodecSpec | None, codec, fp: str, task, 
                 flush()
                 waiting = 0
         flush()
-    _write_cells(store, fp, task, items, metrics)
+    _write_cells(ctx, codec, fp, task, items, metrics)
     return codec_work
 
 
-def _write_cells(store: ResultStore, fp: str, task, items: list, metrics: list) -> None:
+def _write_cells(ctx: _CellContext, codec, fp: str, task, items: list, metrics: list) -> None:
+    """Each metric's summary over exactly `items`, keyed by their digest (n and failures beside it)."""
+    store = ctx.store
     ids = [i.id for i in items]
+    digest = ctx.digest(task.name, items)
     failures = {}
     for f in store.failures(fp, task.name):
         failures.setdefault(f["item"], []).append(f)
     for m in metrics:
-        rows = store.item_scores(fp, task.name, m.identity(), ids)
+        key = metric_key(m)
+        rows = store.item_scores(fp, task.name, key, ids)
         skipped = sum(1 for i in items if m.skip_reason(i) is not None)
         n_failed = sum(
             1 for i in ids if i not in rows and any(
-                f["stage"] in ("load", "codec") or f["metric"] == m.identity() for f in failures.get(i, [])))
+                f["stage"] in ("load", "codec") or f["metric"] == key for f in failures.get(i, [])))
         value = m.aggregate(list(rows.values())) if rows else float("nan")
-        store.write_cell(fp, task.name, m.identity(), value, len(rows), n_failed, skipped, {"key": m.key})
+        store.write_cell(fp, task.name, key, value, len(rows), n_failed, skipped, {"key": m.key},
+                         items_digest=digest, codec_version=_version(codec) if codec is not None else None,
+                         metric_version=_version(m))
 
 
-def _run_task_metric(store: ResultStore, metric, codec, fp: str, task, items: list) -> None:
-    """A whole-task evaluation (the HEAR probe): computed once per (codec, task) and stored as a cell."""
-    existing = store.db.execute("SELECT 1 FROM cells WHERE fingerprint=? AND task=? AND metric=?",
-                                (fp, task.name, metric.identity())).fetchone()
-    if existing:
+def _run_task_metric(ctx: _CellContext, metric, codec, fp: str, task, items: list) -> None:
+    """A whole-task evaluation (the HEAR probe), stored as a cell keyed by the item set it covers:
+    computed again when the items (or their content) differ from those of the stored cell."""
+    store = ctx.store
+    key = metric_key(metric)
+    digest = ctx.digest(task.name, items)
+    existing = store.cell(fp, task.name, key)
+    if existing is not None and existing["items_digest"] == digest:
         return
     reason = metric.skip_reason_task(task) if hasattr(metric, "skip_reason_task") else None
     if reason:
         log.info("%s skipped on %s: %s", metric.identity(), task.name, reason)
         return
-    decoded = None if codec is None else (lambda item: _decoded(store, codec, fp, task, item))
+    decoded = None if codec is None else (lambda item: _decoded(ctx, codec, fp, task, item))
     who = codec.label if codec is not None else REFERENCE
     try:
         values = metric.evaluate(codec, task, items=items, decoded=decoded)
     except Exception as err:  # noqa: BLE001
         log.warning("%s on %s / %s failed: %s", metric.identity(), who, task.name, _reason(err))
-        store.record_item(fp, task.name, "*", failures=[("metric", metric.identity(), _reason(err))])
+        store.record_item(fp, task.name, "*", failures=[("metric", key, _reason(err))])
         return
-    store.write_cell(fp, task.name, metric.identity(), float(values[metric.key]), int(values.get("n", len(items))),
-                     int(values.get("n_failed", 0)), 0, values)
+    store.write_cell(fp, task.name, key, float(values[metric.key]), int(values.get("n", len(items))),
+                     int(values.get("n_failed", 0)), 0, values, items_digest=digest,
+                     codec_version=_version(codec) if codec is not None else None, metric_version=_version(metric))
 
 
-def _decoded(store: ResultStore, codec, fp: str, task, item) -> tuple[np.ndarray, int]:
+def _decoded(ctx: _CellContext, codec, fp: str, task, item) -> tuple[np.ndarray, int]:
     """The codec's decoded audio of one item (cached), `[C, T]` at the codec's rate."""
     audio, sr = item.load()
     channels = codec.meta.channels or audio.shape[0]
     ref = au.to_channels(audio, channels)
-    rec, rec_sr, row = codec_output(codec, item, store.cache_path(fp, task.name, item.id), ref, sr)
+    rec, rec_sr, row = codec_output(codec, item, ctx.cache(fp, task.name, item.id), ref, sr)
     if row is not None and not row.pop("from_cache", False):
-        store.record_item(fp, task.name, item.id, encode=row)
+        ctx.store.record_item(fp, task.name, item.id, encode=row)
     return rec, rec_sr

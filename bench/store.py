@@ -1,87 +1,253 @@
 """ResultStore: every score, failure and codec output of a workspace, in one SQLite database.
 
-Rows are keyed by (codec fingerprint, task, item, metric identity), so a re-run computes only what is
+Rows are keyed by (codec fingerprint, task, item, metric key), so a re-run computes only what is
 missing. Each item's results are committed in one transaction (WAL journal): a run killed at any
 moment, SIGKILL included, loses at most the item in flight. Decoded audio and codes live next to the
-database as one `.npz` per item, written to a temporary name and renamed, so a file that exists is
-complete.
+database as one `.npz` per item, named by a digest of (fingerprint, task, item id, item content), written
+to a temporary name, fsynced and renamed, so a file that exists is complete; one that cannot be read
+anyway (a disk fault, a copy cut short) is discarded and recomputed.
+
+This is the only module that speaks SQL.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import sqlite3
 import tempfile
 import time
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
 REFERENCE = "reference"  # pseudo-codec fingerprint: metrics scored on the uncoded audio (e.g. the ASR floor)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
+_TABLES = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL, finished REAL, config TEXT, environment TEXT);
-CREATE TABLE IF NOT EXISTS codecs (
+CREATE TABLE codecs (
     fingerprint TEXT PRIMARY KEY, name TEXT, options TEXT, label TEXT, nominal_kbps REAL, meta TEXT);
-CREATE TABLE IF NOT EXISTS metrics (
+CREATE TABLE metrics (
     identity TEXT PRIMARY KEY, name TEXT, key TEXT, meta TEXT);
-CREATE TABLE IF NOT EXISTS items (
+CREATE TABLE items (
     task TEXT, item TEXT, domain TEXT, sample_rate INTEGER, seconds REAL, text TEXT, label TEXT, path TEXT,
-    PRIMARY KEY (task, item));
-CREATE TABLE IF NOT EXISTS encodes (
+    signature TEXT, PRIMARY KEY (task, item));
+CREATE TABLE encodes (
     fingerprint TEXT, task TEXT, item TEXT, bits_per_second REAL, seconds REAL, encode_s REAL, decode_s REAL,
     sample_rate INTEGER, path TEXT, tokens_per_second REAL, PRIMARY KEY (fingerprint, task, item));
-CREATE TABLE IF NOT EXISTS scores (
+CREATE TABLE scores (
     fingerprint TEXT, task TEXT, item TEXT, metric TEXT, key TEXT, value REAL,
     PRIMARY KEY (fingerprint, task, item, metric, key));
-CREATE TABLE IF NOT EXISTS failures (
+CREATE TABLE failures (
     fingerprint TEXT, task TEXT, item TEXT, stage TEXT, metric TEXT, error TEXT, created REAL,
     PRIMARY KEY (fingerprint, task, item, stage, metric));
-CREATE TABLE IF NOT EXISTS cells (
+CREATE TABLE cells (
     fingerprint TEXT, task TEXT, metric TEXT, value REAL, n INTEGER, n_failed INTEGER, n_skipped INTEGER,
-    extra TEXT, updated REAL, PRIMARY KEY (fingerprint, task, metric));
+    extra TEXT, updated REAL, items_digest TEXT, codec_version TEXT, metric_version TEXT,
+    PRIMARY KEY (fingerprint, task, metric));
 """
 
 
-class StoreVersionError(RuntimeError):
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: items carry a content signature, cells the item set and code versions they cover.
+
+    Schema-1 cells cannot say which items or code produced them, so they are dropped (the next run
+    recomputes them from the stored per-item scores); per-item rows are kept.
+    """
+    db.execute("ALTER TABLE items ADD COLUMN signature TEXT")
+    for column in ("items_digest", "codec_version", "metric_version"):
+        db.execute(f"ALTER TABLE cells ADD COLUMN {column} TEXT")
+    db.execute("DELETE FROM cells")
+
+
+# version -> the step that upgrades a store of that version to the next one
+_MIGRATIONS = {1: _migrate_1_to_2}
+
+
+class StoreError(RuntimeError):
+    """A workspace that cannot be used; the one-line message says what to do."""
+
+
+class StoreVersionError(StoreError):
     pass
 
 
-class ResultStore:
-    """One workspace's results. `root` is the workspace folder (default `bench-out`)."""
+class StoreCorruptError(StoreError):
+    pass
 
-    def __init__(self, root: str | Path = "bench-out"):
+
+class StoreLockedError(StoreError):
+    pass
+
+
+class StoreReadOnlyError(StoreError):
+    pass
+
+
+def items_digest(pairs: list[tuple[str, str]]) -> str:
+    """Digest of a set of (item id, content signature) pairs: which items, with which content, a cell covers."""
+    h = hashlib.sha256()
+    for item, signature in sorted(pairs):
+        h.update(f"{item}\0{signature}\n".encode())
+    return h.hexdigest()[:16]
+
+
+class ResultStore:
+    """One workspace's results. `root` is the workspace folder (default `bench-out`).
+
+    readonly=True opens an existing workspace for reading only (reports, exports, archived folders):
+    nothing is created or written.
+    """
+
+    def __init__(self, root: str | Path = "bench-out", readonly: bool = False):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self.path = self.root / "results.sqlite"
         self.cache_dir = self.root / "cache"
-        self.db = sqlite3.connect(self.path, timeout=60)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
-        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            with self.db:
-                self.db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) != SCHEMA_VERSION:
+        self.readonly = readonly
+        self._lock_fd: int | None = None
+        self.db = self._open_readonly() if readonly else self._open_writable()
+        try:
+            self._check_schema()
+        except BaseException:
+            self.db.close()
+            raise
+
+    # -- opening ----------------------------------------------------------------------------------
+
+    def _open_writable(self) -> sqlite3.Connection:
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"--out {self.root} is a file, not a folder; give a folder for the workspace")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise StoreReadOnlyError(f"cannot create the workspace {self.root} ({err.strerror}); "
+                                     "give a writable --out folder") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreReadOnlyError(f"the workspace {self.root} is not writable; give a writable --out folder "
+                                     "(bench report and bench export can read it as it is)")
+        try:
+            db = sqlite3.connect(self.path, timeout=60)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.DatabaseError as err:
+            raise self._corrupt(err) from None
+        return db
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise StoreError(f"no results in {self.root} (no results.sqlite); run `bench run --out {self.root}` first")
+        uri = self.path.resolve().as_uri()
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=60)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.DatabaseError as err:
+            if "not a database" in str(err) or "malformed" in str(err):
+                raise self._corrupt(err) from None
+        # A WAL database in a folder we may not write (an archive): read the checkpointed file as it is.
+        try:
+            db = sqlite3.connect(f"{uri}?immutable=1", uri=True)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.DatabaseError as err:
+            raise self._corrupt(err) from None
+
+    def _corrupt(self, err: Exception) -> StoreCorruptError:
+        return StoreCorruptError(
+            f"{self.path} cannot be read ({err}); move it away (mv {self.path} {self.path}.broken) and run the "
+            "same bench run again: decoded audio and codes in the cache are reused, only the scores are recomputed")
+
+    def _check_schema(self) -> None:
+        """Check the version before anything is written; create a new store; migrate an older one."""
+        try:
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and self.db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("database disk image is malformed")
+            if "meta" in tables:
+                row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                version = int(row[0]) if row else None
+            else:
+                version = None
+        except sqlite3.DatabaseError as err:
+            raise self._corrupt(err) from None
+        if version is None and tables:
+            raise StoreCorruptError(f"{self.path} is not a bench workspace (tables {', '.join(sorted(tables))}); "
+                                    "give another --out folder")
+        if version is not None and version > SCHEMA_VERSION:
             raise StoreVersionError(
-                f"{self.path} has schema version {row[0]}, this bench writes {SCHEMA_VERSION}; "
-                "use a new --out folder or delete the old one"
-            )
+                f"{self.path} was written by a newer bench (schema {version}; this bench reads up to "
+                f"{SCHEMA_VERSION}): upgrade bench (pip install -U -e .) or use another --out folder")
+        if self.readonly:
+            if version is None or version < SCHEMA_VERSION:
+                raise StoreVersionError(f"{self.path} has schema {version}, this bench reads {SCHEMA_VERSION}; "
+                                        "run `bench run --out` on it once (that upgrades it) or use an older bench")
+            return
+        if version is None:  # a new workspace: every table and the version in one transaction
+            self.db.executescript(f"BEGIN; {_TABLES} INSERT INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}'); "
+                                  "COMMIT;")
+            return
+        while version < SCHEMA_VERSION:
+            with self.db:
+                _MIGRATIONS[version](self.db)
+                version += 1
+                self.db.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(version),))
+            log.info("upgraded %s to schema %d", self.path, version)
 
     def close(self) -> None:
+        if not self.readonly:
+            try:
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the file alone is complete (archives)
+            except sqlite3.DatabaseError:
+                pass
         self.db.close()
+        self._release_lock()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         with self.db:
             yield self.db
+
+    @contextmanager
+    def writer(self) -> Iterator["ResultStore"]:
+        """Hold the workspace's writer lock: a second `bench run` on the same folder stops with one line."""
+        self._acquire_lock()
+        try:
+            yield self
+        finally:
+            self._release_lock()
+
+    def _acquire_lock(self) -> None:
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): one writer is the user's to ensure
+            return
+        lock = self.root / "lock"
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StoreLockedError(f"another bench run (pid {holder}) is writing {self.root}; wait for it to "
+                                   "finish or use another --out folder") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     # -- runs and descriptions --------------------------------------------------------------------
 
@@ -110,27 +276,57 @@ class ResultStore:
                              nominal_kbps, json.dumps(meta, default=str)))
 
     def add_metric(self, identity: str, name: str, key: str, meta: dict[str, Any]) -> None:
+        """identity: the metric's storage key (`Metric.fingerprint()`); meta["identity"]: its display name."""
         with self.db:
             self.db.execute("INSERT OR REPLACE INTO metrics VALUES (?, ?, ?, ?)",
                             (identity, name, key, json.dumps(meta, default=str)))
 
     def add_item(self, task: str, item: str, domain: str, sample_rate: int | None, seconds: float | None,
-                 text: str | None, label: str | None, path: str | None = None) -> None:
+                 text: str | None, label: str | None, path: str | None = None, signature: str | None = None) -> None:
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                            (task, item, domain, sample_rate, seconds, text, label, path))
+            if signature is None:
+                row = self.db.execute("SELECT signature FROM items WHERE task=? AND item=?", (task, item)).fetchone()
+                signature = row[0] if row else None
+            self.db.execute("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (task, item, domain, sample_rate, seconds, text, label, path, signature))
+
+    def sync_item(self, task: str, item: str, signature: str) -> bool:
+        """Record an item's content signature; if it differs from the stored one, forget everything
+        computed from the old content (scores, failures, encodes of every codec, and their cached outputs).
+
+        Returns True when old results were discarded.
+        """
+        row = self.db.execute("SELECT signature FROM items WHERE task=? AND item=?", (task, item)).fetchone()
+        if row is not None and row[0] == signature:
+            return False
+        stale = row is not None
+        with self.db:
+            if stale:
+                paths = [r[0] for r in self.db.execute(
+                    "SELECT path FROM encodes WHERE task=? AND item=? AND path IS NOT NULL", (task, item))]
+                for table in ("encodes", "scores", "failures"):
+                    self.db.execute(f"DELETE FROM {table} WHERE task=? AND item=?", (task, item))
+                self.db.execute("UPDATE items SET signature=? WHERE task=? AND item=?", (signature, task, item))
+            else:
+                self.db.execute("INSERT INTO items (task, item, signature) VALUES (?, ?, ?)", (task, item, signature))
+        if stale:
+            for p in paths:
+                Path(p).unlink(missing_ok=True)
+            log.info("%s / %s changed on disk: its old results were discarded", task, item)
+        return stale
 
     # -- per-item results -------------------------------------------------------------------------
 
-    def cache_path(self, fingerprint: str, task: str, item: str) -> Path:
-        safe_task = "".join(c if c.isalnum() or c in "-_." else "_" for c in task)[-80:]
-        safe_item = "".join(c if c.isalnum() or c in "-_." else "_" for c in item)
-        return self.cache_dir / fingerprint / safe_task / f"{safe_item}.npz"
+    def cache_path(self, fingerprint: str, task: str, item: str, signature: str = "") -> Path:
+        """Where one item's decoded audio and codes live: a digest of (task, item id, content), never a
+        sanitised name (two ids must never share a file)."""
+        digest = hashlib.sha256(f"{task}\0{item}\0{signature}".encode()).hexdigest()[:32]
+        return self.cache_dir / fingerprint / digest[:2] / f"{digest}.npz"
 
     @staticmethod
     def save_output(path: Path, audio: np.ndarray, codes: np.ndarray | None, sample_rate: int,
                     bits_per_second: float) -> None:
-        """Write decoded audio `[C, T]` and codes atomically (temp file + rename)."""
+        """Write decoded audio `[C, T]` and codes atomically (temp file, fsync, rename)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
@@ -138,17 +334,39 @@ class ResultStore:
                 np.savez(f, audio=audio.astype(np.float32),
                          codes=codes if codes is not None else np.zeros((0,), np.int64),
                          sample_rate=np.int64(sample_rate), bits_per_second=np.float64(bits_per_second))
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
                 os.unlink(tmp)
             raise
+        try:  # the rename itself survives a power cut only once the folder is synced
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            pass
 
     @staticmethod
-    def load_output(path: Path) -> dict[str, Any]:
-        with np.load(path) as z:
-            return {"audio": z["audio"], "codes": z["codes"], "sample_rate": int(z["sample_rate"]),
-                    "bits_per_second": float(z["bits_per_second"])}
+    def load_output(path: Path) -> dict[str, Any] | None:
+        """A cached output, or None when there is none or it cannot be read (then the file is removed,
+        so the caller recomputes it)."""
+        try:
+            with np.load(path) as z:
+                out = {"audio": z["audio"], "codes": z["codes"], "sample_rate": int(z["sample_rate"]),
+                       "bits_per_second": float(z["bits_per_second"])}
+            if out["audio"].ndim != 2:
+                raise ValueError(f"audio has shape {out['audio'].shape}, expected [C, T]")
+            return out
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+            log.warning("cached output %s is unreadable (%s): discarded, recomputing", path, err)
+            Path(path).unlink(missing_ok=True)
+            return None
 
     def encode_row(self, fingerprint: str, task: str, item: str) -> dict[str, Any] | None:
         row = self.db.execute(
@@ -163,7 +381,7 @@ class ResultStore:
                     failures: list[tuple[str, str, str]] | None = None) -> None:
         """Commit everything one item produced in one transaction.
 
-        encode: the encodes row; scores: metric identity -> {key: value}; failures: (stage, metric, error).
+        encode: the encodes row; scores: metric key -> {key: value}; failures: (stage, metric, error).
         """
         with self.db:
             if encode is not None:
@@ -221,11 +439,25 @@ class ResultStore:
     # -- task-level summaries -----------------------------------------------------------------------
 
     def write_cell(self, fingerprint: str, task: str, metric: str, value: float, n: int, n_failed: int,
-                   n_skipped: int, extra: dict[str, Any] | None = None) -> None:
+                   n_skipped: int, extra: dict[str, Any] | None = None, *, items_digest: str | None = None,
+                   codec_version: str | None = None, metric_version: str | None = None) -> None:
+        """One summary value of (codec, task, metric) with the item set and code versions it covers."""
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (fingerprint, task, metric, value, n, n_failed, n_skipped,
-                             json.dumps(extra or {}, default=str), time.time()))
+                             json.dumps(extra or {}, default=str), time.time(), items_digest, codec_version,
+                             metric_version))
+
+    def cell(self, fingerprint: str, task: str, metric: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT value, n, n_failed, n_skipped, extra, items_digest, codec_version, "
+                              "metric_version FROM cells WHERE fingerprint=? AND task=? AND metric=?",
+                              (fingerprint, task, metric)).fetchone()
+        if row is None:
+            return None
+        cols = ("value", "n", "n_failed", "n_skipped", "extra", "items_digest", "codec_version", "metric_version")
+        out = dict(zip(cols, row))
+        out["extra"] = json.loads(out["extra"] or "{}")
+        return out
 
     def cells(self):
         """Every summary cell joined with its codec and metric description, as a pandas DataFrame."""
@@ -233,6 +465,7 @@ class ResultStore:
 
         sql = """
             SELECT c.fingerprint, c.task, c.metric, c.value, c.n, c.n_failed, c.n_skipped, c.extra,
+                   c.items_digest, c.codec_version, c.metric_version,
                    k.name AS codec, k.options, k.label, k.nominal_kbps, k.meta AS codec_meta,
                    m.name AS metric_name, m.meta AS metric_meta
             FROM cells c LEFT JOIN codecs k ON k.fingerprint = c.fingerprint
@@ -254,3 +487,20 @@ class ResultStore:
         import pandas as pd
 
         return pd.read_sql_query("SELECT * FROM items", self.db)
+
+    # -- descriptions for reports -------------------------------------------------------------------
+
+    def metric_rows(self) -> list[tuple[str, dict[str, Any]]]:
+        """(metric key, meta) of every metric the workspace has seen, by key."""
+        rows = self.db.execute("SELECT identity, meta FROM metrics ORDER BY identity").fetchall()
+        return [(key, json.loads(meta or "{}")) for key, meta in rows]
+
+    def codec_rows(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(fingerprint, label, meta) of every codec the workspace has seen."""
+        rows = self.db.execute("SELECT fingerprint, label, meta FROM codecs ORDER BY label").fetchall()
+        return [(fp, label, json.loads(meta or "{}")) for fp, label, meta in rows]
+
+    def item_counts(self, task: str) -> list[tuple[str, int]]:
+        """(item, number of codecs that coded it) for one task, most-coded first."""
+        return [(r[0], int(r[1])) for r in self.db.execute(
+            "SELECT item, COUNT(*) c FROM encodes WHERE task=? GROUP BY item ORDER BY c DESC, item", (task,))]

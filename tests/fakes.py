@@ -77,3 +77,42 @@ def install(monkeypatch) -> None:
     monkeypatch.setitem(CODECS._entries, "gain", Entry("gain", "fakes:Gain", {"needs_weights": False}))
     monkeypatch.setitem(METRICS._entries, "l1", Entry("l1", "fakes:L1", {}))
     monkeypatch.setitem(METRICS._entries, "peak", Entry("peak", "fakes:Peak", {}))
+    monkeypatch.setitem(CODECS._entries, "crash", Entry("crash", "fakes:Crash", {"needs_weights": False}))
+    monkeypatch.setitem(METRICS._entries, "itemcount", Entry("itemcount", "fakes:ItemCount", {}))
+
+
+class Crash(Gain):
+    """Gain, except that an item of exactly `crash_on` samples kills the process (a segfault in a C extension)."""
+
+    name = "crash"
+
+    def __init__(self, crash_on: int = 0):
+        super().__init__(gain=1.0)
+        self.options = {"crash_on": crash_on}
+        self.crash_on = crash_on
+
+    def encode(self, wav):
+        if wav.shape[-1] == self.crash_on:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super().encode(wav)
+
+
+class ItemCount(Metric):
+    """A task-level metric: the number of items it was given."""
+
+    name = "itemcount"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.meta = MetricMeta("itemcount", None, True, level="task")
+
+    @property
+    def key(self) -> str:
+        return "count"
+
+    def evaluate(self, codec, task, items=None, decoded=None):
+        items = items if items is not None else task.items()
+        return {"count": float(len(items)), "n": len(items)}

@@ -98,7 +98,7 @@ def test_store_schema_version_and_atomic_output(tmp_path):
     assert not list(path.parent.glob("*.tmp"))
     store.db.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
     store.db.commit()
-    with pytest.raises(Exception, match="schema version 999"):
+    with pytest.raises(Exception, match="schema 999"):
         ResultStore(tmp_path / "ws")
 
 
@@ -110,12 +110,13 @@ KILL_SCRIPT = textwrap.dedent("""
     from bench.registry import Entry
     CODECS._entries["gain"] = Entry("gain", "fakes:Gain", {{}})
     METRICS._entries["l1"] = Entry("l1", "fakes:L1", {{}})
-    import bench
-    bench.run(codecs=["gain:delay={delay}"], tasks=["files:{clips}"], metrics=["l1"], out={out!r}, jobs=1)
+    import bench, fakes
+    res = bench.run(codecs=["gain:delay=0.25"], tasks=["files:{clips}"], metrics=["l1"], out={out!r}, jobs=1)
+    print("ENCODES", fakes.CALLS["encode"], "WORK", res.codec_work)
 """)
 
 
-def test_sigkill_then_resume_gives_the_same_numbers(tmp_path):
+def test_sigkill_then_resume_codes_only_what_was_missing_and_gives_the_same_numbers(tmp_path):
     clips = tmp_path / "many"
     clips.mkdir()
     from conftest import tone
@@ -125,9 +126,11 @@ def test_sigkill_then_resume_gives_the_same_numbers(tmp_path):
     tests_dir = str(Path(__file__).parent)
     env = {**os.environ, "PYTHONPATH": tests_dir + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
+    def command(out: Path) -> list[str]:  # the same spec every time: a resume, not a fresh start
+        return [sys.executable, "-c", KILL_SCRIPT.format(tests=tests_dir, clips=clips, out=str(out))]
+
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT.format(tests=tests_dir, delay=0.4, clips=clips,
-                                                                      out=str(killed))], env=env)
+    proc = subprocess.Popen(command(killed), env=env, stdout=subprocess.PIPE)
     db = killed / "results.sqlite"
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until some, not all, items are stored
@@ -141,28 +144,56 @@ def test_sigkill_then_resume_gives_the_same_numbers(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    n_before = sqlite3.connect(db).execute("SELECT COUNT(*) FROM scores").fetchone()[0]
-    assert 3 <= n_before < 12, "kill landed outside the run; the test must interrupt it midway"
+    stored = sqlite3.connect(db).execute("SELECT COUNT(*) FROM scores").fetchone()[0]
+    assert 3 <= stored < 12, "kill landed outside the run; the test must interrupt it midway"
+    cached = len(list((killed / "cache").rglob("*.npz")))  # outputs on disk (stored, or saved just before the kill)
+    assert stored <= cached <= stored + 1
 
-    subprocess.run([sys.executable, "-c", KILL_SCRIPT.format(tests=tests_dir, delay=0, clips=clips,
-                                                             out=str(killed))], env=env, check=True)
+    resumed = subprocess.run(command(killed), env=env, check=True, capture_output=True, text=True).stdout.split()
+    assert resumed[:2] == ["ENCODES", str(12 - cached)]  # the resume coded exactly the items that had no output
     whole = tmp_path / "whole"
-    subprocess.run([sys.executable, "-c", KILL_SCRIPT.format(tests=tests_dir, delay=0, clips=clips,
-                                                             out=str(whole))], env=env, check=True)
+    fresh = subprocess.run(command(whole), env=env, check=True, capture_output=True, text=True).stdout.split()
+    assert fresh[:2] == ["ENCODES", "12"]
 
     def scores(ws):
-        rows = sqlite3.connect(ws / "results.sqlite").execute(
-            "SELECT item, value FROM scores WHERE metric='l1' ORDER BY item").fetchall()
-        return rows
+        return sqlite3.connect(ws / "results.sqlite").execute(
+            "SELECT fingerprint, item, value FROM scores ORDER BY item").fetchall()
 
-    # delay differs between the two commands, and so does the fingerprint: compare per item values.
     a, b = scores(killed), scores(whole)
-    resumed = {}
-    for item, v in a:
-        resumed.setdefault(item, []).append(v)
-    assert sorted(resumed) == [i for i, _ in b]
-    for item, v in b:
-        assert all(x == pytest.approx(v, abs=0) for x in resumed[item])
+    assert len(a) == 12 and a == b  # one fingerprint, every item once, values identical to an uninterrupted run
+
+
+def test_a_worker_crash_is_one_failure_row(audio_dir, tmp_path):
+    n = int(round(0.6 * 16000))  # the 0.6 s clips (good0-3, at 16 kHz in the codec) kill their worker: SIGSEGV
+    res = bench.run(codecs=[f"crash:crash_on={n}"], tasks=[f"files:{audio_dir}"], metrics=["l1"], out=tmp_path / "ws",
+                    jobs=2)
+    fails = res.failures()
+    crashed = fails[fails.error.str.contains("SIGSEGV")]
+    assert sorted(crashed.item) == ["good0", "good1", "good2", "good3"]
+    assert set(crashed.stage) == {"codec"}
+    row = res.to_frame().query("codec == 'crash'").iloc[0]
+    assert row.n == 1 and row.n_failed == 4 + len(BAD)  # the run went on: the 0.5 s stereo clip is scored
+    assert row.value == pytest.approx(0.0, abs=1e-4)  # gain 1: only resampling round-off
+
+
+NO_GUARD = textwrap.dedent("""
+    import bench
+    res = bench.run(codecs=["opus:bitrate=6"], tasks=["files:{clips}"], metrics=["mel"], out={out!r}, jobs=2)
+    print("N", int(res.to_frame().query("codec == 'opus'").n.iloc[0]))
+""")
+
+
+def test_run_without_a_main_guard_and_on_stdin(audio_dir, tmp_path):
+    for i, how in enumerate(["file", "stdin"]):
+        script = NO_GUARD.format(clips=audio_dir, out=str(tmp_path / f"ws{i}"))
+        if how == "file":
+            path = tmp_path / "script.py"
+            path.write_text(script)
+            out = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=300)
+        else:
+            out = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.split() == ["N", "5"]
 
 
 def test_worker_processes_give_the_same_numbers(audio_dir, tmp_path):

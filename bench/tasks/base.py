@@ -6,6 +6,8 @@ Audio is loaded lazily and checked on access, so one unreadable file becomes one
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -55,6 +57,22 @@ class Item:
         data = self.audio
         assert self.sample_rate is not None
         return data, self.sample_rate
+
+    def signature(self) -> str:
+        """What the item's content is, cheaply: file size and modification time (ns) for a file, a digest
+        of the samples for in-memory audio. Part of every stored result's identity: a file replaced under
+        the same name gets new results, never its old ones."""
+        if self.path is not None:
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                return "unreadable"
+            return f"{st.st_size}:{st.st_mtime_ns}"
+        if self._audio is not None:
+            h = hashlib.sha256(np.ascontiguousarray(self._audio, dtype=np.float32).tobytes())
+            h.update(f"{self._audio.shape}:{self.sample_rate}".encode())
+            return "sha256:" + h.hexdigest()[:24]
+        return "none"
 
     def release(self) -> None:
         """Drop the decoded audio (keeps memory flat over long tasks)."""
