@@ -57,3 +57,78 @@ def test_direction_and_missing_rows():
     assert compare(base, {"rows": []}, tol)[0].status == "missing"
     with pytest.raises(ValueError, match="METRIC=VALUE"):
         parse_tolerances(["peak"])
+
+
+def _planted(base: dict, **changes) -> dict:
+    """A copy of `base` whose l1 rows get `changes` (e.g. value scaled, n and n_failed moved)."""
+    out = json.loads(json.dumps(base))
+    for row in out["rows"]:
+        if row["metric"] == "l1":
+            if "value_scale" in changes:
+                row["value"] *= changes["value_scale"]
+            row["n"] += changes.get("n", 0)
+            row["n_failed"] += changes.get("n_failed", 0)
+    return out
+
+
+def test_fewer_items_or_more_failures_fail_even_when_the_value_improves(workspace, tmp_path, capsys):
+    base = _export(workspace, tmp_path / "base.json")
+    l1 = next(r for r in base["rows"] if r["metric"] == "l1")
+    assert l1["n"] >= 2 and "n_failed" in l1
+    # one more item failed and was dropped from the mean: l1 (lower is better) looks 30 % better
+    (tmp_path / "cur.json").write_text(json.dumps(_planted(base, value_scale=0.7, n=-1, n_failed=1)))
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "base.json"), str(tmp_path / "cur.json")]) == 1
+    out = capsys.readouterr().out
+    assert "FEWER ITEMS" in out and "MORE FAILURES" in out and f"{l1['n']} → {l1['n'] - 1}" in out
+    assert main(["compare", str(tmp_path / "base.json"), str(tmp_path / "cur.json"), "--allow-fewer-items"]) == 1
+    assert main(["compare", str(tmp_path / "base.json"), str(tmp_path / "cur.json"), "--allow-failures"]) == 1
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "base.json"), str(tmp_path / "cur.json"), "--allow-fewer-items",
+                 "--allow-failures"]) == 0
+    assert "allowed: fewer items, more failures" in capsys.readouterr().out
+    # the counts alone: fewer items with the same failures, more failures with the same n
+    (tmp_path / "fewer.json").write_text(json.dumps(_planted(base, n=-1)))
+    assert main(["compare", str(tmp_path / "base.json"), str(tmp_path / "fewer.json")]) == 1
+    assert main(["compare", str(tmp_path / "base.json"), str(tmp_path / "fewer.json"), "--allow-fewer-items"]) == 0
+    (tmp_path / "failed.json").write_text(json.dumps(_planted(base, n_failed=1)))
+    assert main(["compare", str(tmp_path / "base.json"), str(tmp_path / "failed.json")]) == 1
+    assert main(["compare", str(tmp_path / "base.json"), str(tmp_path / "failed.json"), "--allow-failures"]) == 0
+    # more items than the baseline is not a problem
+    (tmp_path / "more.json").write_text(json.dumps(_planted(base, n=1)))
+    assert main(["compare", str(tmp_path / "base.json"), str(tmp_path / "more.json")]) == 0
+
+
+def test_a_real_run_over_fewer_items_is_a_regression(monkeypatch, audio_dir, tmp_path, capsys):
+    fakes.install(monkeypatch)
+    bench.run(codecs=["gain"], tasks=[f"files:{audio_dir}"], metrics=["l1"], out=tmp_path / "a", jobs=1)
+    _export(tmp_path / "a", tmp_path / "base.json")
+    (audio_dir / "good3.wav").unlink()
+    bench.run(codecs=["gain"], tasks=[f"files:{audio_dir}"], metrics=["l1"], out=tmp_path / "b", jobs=1)
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "base.json"), "--out", str(tmp_path / "b")]) == 1
+    assert "FEWER ITEMS" in capsys.readouterr().out
+    assert main(["compare", str(tmp_path / "base.json"), "--out", str(tmp_path / "b"), "--allow-fewer-items"]) == 0
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{\n "schema": "bench-summary",\n "rows": ]\n}\n',
+     "baseline.json is not a bench export (line 3: Expecting value); make it with `bench export`"),
+    ("[1, 2]\n", 'baseline.json is not a bench export (no "schema": "bench-summary")'),
+    ('{"schema": "bench-summary", "schema_version": 1, "rows": [{"label": "x"}]}',
+     "baseline.json: row 0 lacks task, metric, value, higher_is_better"),
+    (b"\xff\xfe{}", "baseline.json is not a bench export (not UTF-8"),
+])
+def test_malformed_summary_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, text, message):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "baseline.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    (tmp_path / "cur.json").write_text('{"schema": "bench-summary", "schema_version": 1, "rows": []}')
+    capsys.readouterr()
+    assert main(["compare", "baseline.json", "cur.json"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in captured.err + captured.out, captured
+    assert "error: " + message in err
+    assert main(["compare", "missing.json", "cur.json"]) == 2
+    assert "missing.json: no such file; make it with `bench export`" in capsys.readouterr().err

@@ -189,3 +189,54 @@ def test_hear_splits_are_disjoint_by_recording():
 def test_corpus_size_is_bounded():
     total = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file())
     assert 10e6 <= total <= 20e6, f"demo corpus is {total / 1e6:.1f} MB; keep it between 10 and 20 MB"
+
+
+def _instrument_splits() -> dict[str, str]:
+    root = DEMO / "hear" / "instruments"
+    return {name: split for split in ("train", "valid", "test") for name in json.loads((root / f"{split}.json").read_text())}
+
+
+def test_instrument_splits_share_no_program():
+    """A program of one soundfont played at another pitch is the same instrument: it stays in one split."""
+    owner: dict[tuple[str, str], str] = {}
+    for name, split in sorted(_instrument_splits().items()):
+        family, program, _pitch, soundfont = name.removesuffix(".wav").split("-")
+        key = (soundfont, program)
+        assert owner.setdefault(key, split) == split, f"{soundfont} {program} in {owner[key]} and {split} ({name})"
+
+
+def test_instrument_splits_share_no_soundfont_sample():
+    """provenance.json (written by the recipe from the SF2 tables) names the samples each clip plays;
+    no sample sounds in two splits, so no test clip is a re-pitched training clip."""
+    splits = _instrument_splits()
+    provenance = json.loads((DEMO / "hear" / "instruments" / "provenance.json").read_text())
+    assert set(provenance) == set(splits), "provenance.json and the split files list different clips"
+    owner: dict[tuple[str, str], str] = {}
+    for name, info in sorted(provenance.items()):
+        assert info["split"] == splits[name], name
+        assert info["samples"], f"{name}: no sample recorded"
+        assert f"-gm{info['program']:03d}-p{info['pitch']}-" in name, name
+        for sample in info["samples"]:
+            key = (info["soundfont"], sample)
+            assert owner.setdefault(key, splits[name]) == splits[name], \
+                f"{info['soundfont']} sample {sample} in {owner[key]} and {splits[name]} ({name})"
+    test = [n for n, s in splits.items() if s == "test"]
+    assert len(test) == 24 and len({n.split("-")[0] for n in test}) == 8
+
+
+def test_instrument_split_recipe_keeps_groups_whole():
+    import sys
+
+    sys.path.insert(0, str(DEMO.parents[2] / "scripts"))
+    try:
+        from demo_corpus.hear import assign_splits, group_by_sample
+    finally:
+        sys.path.pop(0)
+    clips = [{"soundfont": "a.sf2", "program": p, "samples": [s]} for p, s in
+             [(0, "x"), (0, "y"), (1, "y"), (2, "z"), (3, "w"), (4, "v"), (5, "u"), (6, "t")]]
+    groups = group_by_sample(clips)
+    assert groups[0] == [0, 1, 2]  # program 0 joins x and y; y joins program 1
+    splits = assign_splits(groups, np.random.default_rng(0))
+    for g in groups:
+        assert len({splits[i] for i in g}) == 1
+    assert {"train", "valid", "test"} == set(splits.values())

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 
+import pandas as pd
 import pytest
 
 import bench
@@ -98,3 +99,187 @@ def test_listening_page_audio_plays_in_headless_chromium(report, tmp_path):
     status = re.search(r'id="audio-status">([^<]*)<', dom)
     assert status, dom[:500]
     assert status.group(1) == "12 of 12 audio clips ready"
+
+
+# -- fair comparisons: tiny stores written through ResultStore's public methods -------------------------
+
+def _store(root, cells, random=(), domain="speech"):
+    """cells: (codec label, task, metric display identity, value, n, n_failed, extra). Keys are `name@digest`."""
+    from bench.store import ResultStore
+
+    store = ResultStore(root)
+    names = {"mel": ("mel", False), "probe": ("probe", True), "wer": ("wer", False)}
+    for metric, (name, higher) in names.items():
+        store.add_metric(f"{metric}@0123456789", name, name, {"identity": metric, "higher_is_better": higher,
+                                                               "version": "1"})
+    for label in dict.fromkeys(c[0] for c in cells):
+        store.add_codec(f"fp-{label}", label.split(":")[0], {}, label, None,
+                        {"random_weights": label in random})
+    for task in dict.fromkeys(c[1] for c in cells):
+        store.add_item(task, "i0", domain, 16000, 1.0, None, None)
+    for label, task, metric, value, n, n_failed, extra in cells:
+        store.write_cell(f"fp-{label}", task, f"{metric}@0123456789", value, n, n_failed, 0, extra=extra)
+    return store
+
+
+def _headline(store):
+    """(headline.csv indexed by codec, report.md) of a full `write_report` (no listening page)."""
+    paths = write_report(store, store.root / "report", html=False)
+    table = pd.read_csv(paths["headline_csv"]).set_index("codec")
+    return table, paths["markdown"].read_text()
+
+
+def test_frame_shows_the_display_identity_and_keeps_the_key(tmp_path):
+    from bench.reports.frame import summary_frame
+
+    frame = summary_frame(_store(tmp_path, [("a", "t1", "mel", 1.0, 10, 0, {})]))
+    assert list(frame.metric) == ["mel"] and list(frame.metric_key) == ["mel@0123456789"]
+
+
+def test_headline_never_averages_a_codec_over_fewer_tasks(tmp_path):
+    # "b" ran only the easy task: its mean (0.5) would beat "a" (1.0) over both tasks
+    store = _store(tmp_path, [("a", "easy", "mel", 0.6, 10, 0, {}), ("a", "hard", "mel", 1.4, 10, 0, {}),
+                              ("b", "easy", "mel", 0.5, 10, 0, {}),
+                              ("c", "easy", "mel", 0.9, 10, 0, {}), ("c", "hard", "mel", 1.6, 10, 0, {})])
+    table, md = _headline(store)
+    assert table.loc["a", "mel"] == pytest.approx(1.0)
+    assert pd.isna(table.loc["b", "mel"]) and table.loc["b", "mel mark"] == "†"
+    assert "| b | - | - | -† |" in md and "**1.000**" in md
+    assert "`b` has no mel on hard, which the other rows average over (easy, hard)" in md
+    headline = md.split("## Headline", 1)[1].split("## Per task", 1)[0]
+    assert "`a`" not in headline and "`c`" not in headline
+    assert "mel ↓ (n=20)" in md  # n of the common item set, in the column title
+
+
+def test_headline_marks_a_codec_that_scored_fewer_items_and_never_ranks_it(tmp_path):
+    store = _store(tmp_path, [("a", "t", "mel", 1.0, 48, 0, {}), ("b", "t", "mel", 0.5, 45, 3, {}),
+                              ("c", "t", "mel", 1.2, 48, 0, {})])
+    table, md = _headline(store)
+    assert table.loc["b", "mel mark"] == "*" and pd.isna(table.loc["a", "mel mark"])
+    assert "| b | - | - | 0.500* (n=45) |" in md and "**1.000**" in md and "**0.500**" not in md
+    assert "`b`: mel on t cover other items than the other rows (n=45, 3 failed; the others n=48)" in md
+
+
+def test_random_weight_rows_are_never_bold(tmp_path):
+    store = _store(tmp_path, [("trained", "t", "mel", 1.0, 10, 0, {}), ("untrained", "t", "mel", 0.1, 10, 0, {}),
+                              ("other", "t", "mel", 1.5, 10, 0, {})], random={"untrained"})
+    table, md = _headline(store)
+    assert "**1.000**" in md and "**0.100**" not in md and "| untrained [random weights] | - | - | 0.100 |" in md
+    tex = (store.root / "report" / "headline.tex").read_text()
+    assert "\\textbf{1.000}" in tex and "\\textbf{0.100}" not in tex
+
+
+def _probe_extra(kind, acc, n_test=24):
+    return {"embedding_kind": kind, "primary": "top1_acc", "top1_acc": acc,
+            "folds": [{"test": "test", "n_test": n_test, "top1_acc": acc}]}
+
+
+def test_probe_accuracy_is_split_by_embedding_kind_with_n_and_interval(tmp_path):
+    store = _store(tmp_path, [
+        ("latent", "inst", "probe", 0.5, 144, 0, _probe_extra("codec-latent", 0.5)),
+        ("latent2", "inst", "probe", 0.25, 144, 0, _probe_extra("codec-latent", 0.25)),
+        ("opus", "inst", "probe", 0.75, 144, 0, _probe_extra("decoded-logmel", 0.75)),
+        ("mp3", "inst", "probe", 0.625, 144, 0, _probe_extra("decoded-logmel", 0.625)),
+    ])
+    table, md = _headline(store)
+    assert "Acc % (codec-latent)" in table and "Acc % (decoded-logmel)" in table and "Acc %" not in table
+    assert pd.isna(table.loc["latent", "Acc % (decoded-logmel)"])
+    assert table.loc["opus", "Acc % (decoded-logmel)"] == pytest.approx(75.0)
+    # each kind has its own best: the latent row is not beaten by a log-mel row
+    assert "**50.0 [31.4, 68.6]**" in md and "**75.0 [55.1, 88.0]**" in md
+    assert "Acc % (codec-latent) ↑ (n=24)" in md
+    per_task = md.split("## Per task", 1)[1]
+    assert "0.500 [0.314, 0.686] (24 test, codec-latent)" in per_task
+
+
+def test_every_table_shows_n(report):
+    _, paths = report
+    md = paths["markdown"].read_text()
+    headline = md.split("## Headline", 1)[1].split("## Per task", 1)[0]
+    assert "mel ↓ (n=3)" in headline
+    per_task = md.split("## Per task", 1)[1].split("## Published", 1)[0]
+    assert "| items | failed |" in per_task
+    page = paths["html"].read_text()
+    assert "mel ↓ (n=3)" in page and "<th>items</th>" in page
+
+
+# -- report files are written atomically ----------------------------------------------------------
+
+def test_report_files_are_renamed_into_place_after_fsync(report, monkeypatch):
+    import os
+
+    res, _ = report
+    fsynced, renamed = set(), []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        fsynced.add(os.path.realpath(f"/proc/self/fd/{fd}"))
+        return real_fsync(fd)
+
+    def replace(src, dst):
+        assert os.path.dirname(os.path.abspath(src)) == os.path.dirname(os.path.abspath(dst))
+        assert os.path.realpath(src) in fsynced, f"{src} renamed before fsync"
+        renamed.append(os.path.abspath(dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    paths = write_report(res.store)
+    assert {str(p.resolve()) for p in paths.values()} <= set(map(os.path.realpath, renamed))
+    assert any(p.suffix == ".png" for p in paths.values()) and any(p.suffix == ".pdf" for p in paths.values())
+
+
+def test_a_failed_report_leaves_the_previous_files_whole(report, monkeypatch):
+    import os
+
+    res, paths = report
+    before = {p: p.read_bytes() for p in paths.values()}
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_report(res.store)
+    assert {p: p.read_bytes() for p in paths.values()} == before
+    folder = paths["markdown"].parent
+    assert not [p for p in folder.rglob("*") if ".tmp" in p.name], "temporary files left behind"
+
+
+# -- a workspace with a 10-channel item --------------------------------------------------------
+
+def test_ten_channel_item_is_reported(monkeypatch, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    from conftest import tone
+
+    fakes.install(monkeypatch)
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    sf.write(clips / "wide.wav", np.stack([tone(0.5, 16000, 200 + 50 * c, seed=c) for c in range(10)], axis=1), 16000)
+    sf.write(clips / "mono.wav", tone(0.5, 16000, 300), 16000)
+    res = bench.run(codecs=["identity", "gain"], tasks=[f"files:{clips}"], metrics=["l1"], out=tmp_path / "ws", jobs=1)
+    assert not res.failures().shape[0], res.failures()
+    paths = write_report(res.store)
+    page = paths["html"].read_text()
+    assert "reference (first 8 of 10 channels)" in page and "identity (first 8 of 10 channels)" in page
+    assert page.count("<audio") == 2 * 3  # two items: reference, identity, gain
+    import base64
+    import io
+
+    uri = page.split('src="data:audio/flac;base64,', 1)[1].split('"', 1)[0]
+    info = sf.info(io.BytesIO(base64.b64decode(uri)))
+    assert info.channels in (1, 8)
+
+
+def test_two_keys_of_one_metric_are_never_averaged_together(tmp_path):
+    """A code-version bump leaves mel@old beside mel@new for one codec and task: never one mean of both."""
+    store = _store(tmp_path, [("a", "t", "mel", 1.0, 10, 0, {}), ("b", "t", "mel", 3.0, 10, 0, {})])
+    store.add_metric("mel@ffffffffff", "mel", "mel", {"identity": "mel", "higher_is_better": False, "version": "2"})
+    store.write_cell("fp-a", "t", "mel@ffffffffff", 2.0, 10, 0, 0, extra={})
+    table, md = _headline(store)
+    headline = md.split("## Headline", 1)[1].split("## Per task", 1)[0]
+    assert "1.500" not in headline  # the mean of a's two keys
+    mel = [c for c in table.columns if c.startswith("mel") and not c.endswith((" n", " lo", " hi", " mark"))]
+    assert all(table.loc["a", c] in (1.0, 2.0) or pd.isna(table.loc["a", c]) for c in mel), table[mel]

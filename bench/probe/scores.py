@@ -9,12 +9,22 @@ and `targets` `[n, L]` one-hot (multiclass) or multi-hot (multilabel), and retur
   over ALL classes; a class with no positive in `targets` contributes 0, as sklearn does.
 - aucroc: macro ROC AUC (NaN when a class has no positive or no negative, as heareval returns).
 - d_prime: mean over classes of sqrt(2) * Phi^-1(AUC).
+
+Uncertainty of a test score (printed beside every accuracy in the reports):
+
+- wilson_interval(successes, n): Wilson score interval of a binomial proportion (95 % by default).
+- accuracy_interval(accuracy, n): the same from an accuracy and its test-set size.
+- folds_interval(folds, name): pooled over k-fold test sets (the probe cell's "folds" records).
+- mean_interval(accuracies, ns): an unweighted mean of accuracies on independent test sets (the
+  headline's mean over tasks): normal approximation with Agresti-Coull centres, clipped to [0, 1].
+- bootstrap_interval(predictions, targets, score): percentile bootstrap over test rows (e.g. mAP).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable
+import math
+from typing import Any, Callable
 
 import numpy as np
 
@@ -109,3 +119,75 @@ def get_score(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
             f"HEAR score {name!r} is not supported by the probe (event-based sed_eval scores are not); "
             f"supported: {', '.join(SCORES)}"
         ) from None
+
+
+Z95 = 1.959963984540054  # the two-sided 95 % quantile of the standard normal
+ACCURACY_SCORES = ("top1_acc", "pitch_acc", "chroma_acc")  # binomial proportions: Wilson intervals apply
+
+
+def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of `successes` out of `n` trials; (nan, nan) when n is 0."""
+    if n <= 0:
+        return float("nan"), float("nan")
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes {successes} outside [0, {n}]")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def accuracy_interval(accuracy: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson interval of an accuracy measured on `n` test items (the count of correct ones is rounded)."""
+    if n <= 0 or accuracy is None or not math.isfinite(accuracy):
+        return float("nan"), float("nan")
+    return wilson_interval(min(n, max(0, round(accuracy * n))), n, z)
+
+
+def folds_interval(folds: list[dict[str, Any]], name: str = "top1_acc", z: float = Z95
+                   ) -> tuple[int, float, float]:
+    """(test items, low, high) pooled over the probe's test folds (`n_test` and `name` per fold)."""
+    usable = [f for f in folds or [] if f.get(name) is not None and int(f.get("n_test", 0)) > 0]
+    n = sum(int(f["n_test"]) for f in usable)
+    if not usable:
+        return n, float("nan"), float("nan")
+    correct = sum(round(float(f[name]) * int(f["n_test"])) for f in usable)
+    return (n, *wilson_interval(min(n, correct), n, z))
+
+
+def mean_interval(accuracies: list[float], ns: list[int], z: float = Z95) -> tuple[float, float]:
+    """Interval of the unweighted mean of accuracies from independent test sets of sizes `ns`.
+
+    One accuracy: its Wilson interval. Several: mean +- z * sqrt(sum p~(1-p~)/n~) / k with the
+    Agresti-Coull centre p~ = (x + z^2/2) / (n + z^2) and n~ = n + z^2, clipped to [0, 1].
+    """
+    if len(accuracies) != len(ns) or not accuracies or any(n <= 0 for n in ns):
+        return float("nan"), float("nan")
+    if len(accuracies) == 1:
+        return accuracy_interval(accuracies[0], ns[0], z)
+    var = 0.0
+    for p, n in zip(accuracies, ns):
+        n_adj = n + z * z
+        p_adj = (round(p * n) + z * z / 2) / n_adj
+        var += p_adj * (1 - p_adj) / n_adj
+    mean = float(np.mean(accuracies))
+    half = z * math.sqrt(var) / len(accuracies)
+    return max(0.0, mean - half), min(1.0, mean + half)
+
+
+def bootstrap_interval(predictions: np.ndarray, targets: np.ndarray, score: str = "mAP", n_boot: int = 1000,
+                       level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of a HEAR score, resampling test rows with replacement (seeded)."""
+    p, t = _check(predictions, targets)
+    fn = get_score(score)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(p), len(p))
+        v = fn(p[idx], t[idx])
+        if math.isfinite(v):
+            values.append(v)
+    if not values:
+        return float("nan"), float("nan")
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))

@@ -6,87 +6,96 @@
     failures.csv       every recorded failure (item, stage, reason)
     plots/*.png|pdf    each metric against bitrate; ViSQOL/WER against bitrate; accuracy against ViSQOL
     index.html         the self-contained listening page
+
+Each file is written to a temporary name in its folder, fsynced and renamed, so a reader never sees half a
+file and a failed report leaves the previous one whole. Reports read the store through its accessors only.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from bench.reports.frame import summary_frame
 from bench.reports.headline import headline_frame, headline_latex, headline_markdown
-from bench.reports.plots import paper_figures, plot_metrics
+from bench.reports import atomic
+from bench.reports.plots import paper_figures, plot_metrics, remove_stale
 from bench.reports.published import published_latex, published_markdown
 from bench.reports.tables import markdown_tables, sort_for_table
 from bench.store import REFERENCE, ResultStore
 
 
 def measurement_notes(store: ResultStore, frame: pd.DataFrame) -> list[str]:
-    """How the numbers were measured: metrics with their rates and options, items, weights."""
+    """How the numbers were measured: metrics with their rates, options and versions, items, weights."""
     lines = []
-    used = set(frame.metric) if not frame.empty else set()
-    for identity, meta in store.db.execute("SELECT identity, meta FROM metrics ORDER BY identity").fetchall():
-        if identity not in used:
+    used = set(frame.metric_key) if not frame.empty else set()
+    for key, m in store.metric_rows():
+        if key not in used:
             continue
-        m = json.loads(meta)
+        shown = m.get("identity") or key
         rate = f"{m['sample_rate']} Hz" if m.get("sample_rate") else "a rate chosen per item (see definition)"
         definition = m.get("definition") or m.get("description") or ""
-        lines.append(f"- `{identity}` at {rate}{': ' + definition if definition else ''}")
+        version = f" (key `{key}`, version {m['version']})" if m.get("version") else (
+            f" (key `{key}`)" if key != shown else "")
+        lines.append(f"- `{shown}` at {rate}{': ' + definition if definition else ''}{version}")
     if not frame.empty:
         counts = frame.groupby("task").n.max()
         lines.append("- items scored per task: " + ", ".join(f"{t} {int(n)}" for t, n in counts.items()))
-        codecs = store.db.execute("SELECT fingerprint, label, meta FROM codecs").fetchall()
-        for fp, label, meta in codecs:
-            if fp == REFERENCE or fp not in set(frame.fingerprint):
+        fingerprints = set(frame.fingerprint)
+        for fp, label, m in store.codec_rows():
+            if fp == REFERENCE or fp not in fingerprints:
                 continue
-            m = json.loads(meta)
             weights = m.get("weights", "none")
             tag = " **random weights**" if m.get("random_weights") else ""
             lines.append(f"- `{label}`: fingerprint {fp}, weights {weights}{tag}")
+    superseded = frame.attrs.get("superseded") if not frame.empty else None
+    if superseded:
+        lines.append("- older results under other keys (earlier code versions or backends) are in the store but "
+                     "not shown: " + ", ".join(f"`{k}`" for k in superseded))
     lines.append("- kbps is measured from the bitstreams produced (total bits / total seconds), not the nominal "
                  "label; `failed` counts items recorded as failures (failures.csv).")
+    lines.append("- probe accuracies are test-set scores with their test items and a 95 % Wilson interval; "
+                 "codec-latent, decoded-logmel and logmel embeddings are different features and are never "
+                 "ranked together.")
     return lines
 
 
 def write_report(store: ResultStore, out_dir: Path | None = None, frame=None, html: bool = True) -> dict[str, Path]:
+    """Every report file, each written atomically (temp file in `out_dir`, fsync, rename)."""
     out_dir = Path(out_dir or store.root / "report")
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = summary_frame(store) if frame is None else frame
     frame = sort_for_table(frame) if not frame.empty else frame
-    table, direction = headline_frame(frame)
+    table, direction, table_notes = headline_frame(frame)
     notes = measurement_notes(store, frame)
     now = dt.datetime.now().isoformat(timespec="seconds")
-    random_note = ("\nRows marked [random weights] use untrained models: they test the wiring, not the codec.\n"
-                   if not frame.empty and frame.random_weights.any() else "")
     md = "\n".join([
         "# bench report", "", f"Generated {now} from `{store.path}`.", "",
-        "## Headline", "", headline_markdown(table, direction), random_note,
+        "## Headline", "", headline_markdown(table, direction, table_notes),
         "## Per task", "", markdown_tables(frame),
         "## Published (reference rows, not measured here)", "", published_markdown(),
         "## How this was measured", "", *notes, "",
     ])
     paths: dict[str, Path] = {}
-    paths["markdown"] = out_dir / "report.md"
-    paths["markdown"].write_text(md, encoding="utf-8")
-    paths["latex"] = out_dir / "headline.tex"
     caption = "Measured with bench. " + " ".join(n.lstrip("- ").replace("`", "") for n in notes[:6])
-    paths["latex"].write_text(headline_latex(table, direction, caption) if not table.empty else "", encoding="utf-8")
-    (out_dir / "published.tex").write_text(published_latex(), encoding="utf-8")
-    paths["headline_csv"] = out_dir / "headline.csv"
-    table.to_csv(paths["headline_csv"], index=False)
-    paths["csv"] = out_dir / "summary.csv"
-    frame.to_csv(paths["csv"], index=False)
-    failures = pd.DataFrame(store.failures(), columns=["fingerprint", "task", "item", "stage", "metric", "error"])
-    paths["failures"] = out_dir / "failures.csv"
-    failures.to_csv(paths["failures"], index=False)
-    plots = plot_metrics(frame, out_dir / "plots") + paper_figures(frame, table, out_dir / "plots")
+    plots_dir = out_dir / "plots"
+    plots = plot_metrics(frame, plots_dir) + paper_figures(frame, table, plots_dir)
+    remove_stale(plots_dir, plots)
     for i, p in enumerate(plots):
         paths[f"plot{i}"] = p
+    paths["latex"] = atomic.write_text(out_dir / "headline.tex",
+                                       headline_latex(table, direction, caption) if not table.empty else "")
+    paths["published_latex"] = atomic.write_text(out_dir / "published.tex", published_latex())
+    paths["headline_csv"] = atomic.write_csv(out_dir / "headline.csv", table)
+    paths["csv"] = atomic.write_csv(out_dir / "summary.csv", frame)
+    failures = pd.DataFrame(store.failures(), columns=["fingerprint", "task", "item", "stage", "metric", "error"])
+    paths["failures"] = atomic.write_csv(out_dir / "failures.csv", failures)
     if html:
         from bench.reports.html import write_html
 
-        paths["html"] = write_html(store, frame, table, direction, notes, plots, out_dir / "index.html")
+        paths["html"] = write_html(store, frame, table, direction, notes, plots, out_dir / "index.html",
+                                   table_notes)
+    paths["markdown"] = atomic.write_text(out_dir / "report.md", md)  # last: its presence means the rest is there
     return paths

@@ -1,9 +1,12 @@
 """`bench export` and `bench compare`: versioned JSON summaries and a regression gate for CI.
 
 A summary is {"schema": "bench-summary", "schema_version": 1, "bench_version", "created", "rows": [...]},
-one row per (codec label, task, metric) with the value, its direction and the item counts. `compare`
-matches rows by (label, task, metric) and calls a row a regression when it is worse than the baseline,
-in the metric's own direction, by more than the tolerance.
+one row per (codec label, task, metric) with the value, its direction and the item counts (`n` scored,
+`n_failed`). `compare` matches rows by (label, task, display metric identity) and calls a row a regression
+when it is worse than the baseline, in the metric's own direction, by more than the tolerance; when it
+scored fewer items (`n` dropped: a value over fewer items is not the same measurement) unless
+allow_fewer_items; or when more items failed unless allow_failures. A codec that fails its hardest
+items must not look better for it.
 """
 
 from __future__ import annotations
@@ -34,17 +37,43 @@ DEFAULT_TOLERANCES: dict[str, tuple[str, float]] = {
 FALLBACK_TOLERANCE = ("rel", 0.02)
 
 
+class SummaryError(ValueError):
+    """A file given to `bench compare` is not a readable bench export; str() is one line saying what to do."""
+
+
+def _number(value) -> float | None:
+    if value is None:
+        return None
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(value) else value
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def export_summary(frame, environment: dict[str, Any] | None = None) -> dict[str, Any]:
     rows = []
-    for r in frame.itertuples(index=False):
-        rows.append({
-            "codec": r.codec, "label": r.label, "options": r.options, "fingerprint": r.fingerprint,
-            "task": r.task, "domain": r.domain, "metric": r.metric, "metric_name": r.metric_name,
-            "value": None if r.value is None or (isinstance(r.value, float) and math.isnan(r.value)) else float(r.value),
-            "higher_is_better": bool(r.higher_is_better), "n": int(r.n), "n_failed": int(r.n_failed),
-            "bitrate_kbps": None if r.bitrate_kbps is None or math.isnan(r.bitrate_kbps) else float(r.bitrate_kbps),
-            "random_weights": bool(r.random_weights),
-        })
+    for r in frame.to_dict("records"):
+        row = {
+            "codec": r["codec"], "label": r["label"], "options": r["options"], "fingerprint": r["fingerprint"],
+            "task": r["task"], "domain": r["domain"], "metric": r["metric"], "metric_name": r["metric_name"],
+            "metric_key": _text(r.get("metric_key")) or r["metric"],
+            "value": _number(r["value"]),
+            "higher_is_better": bool(r["higher_is_better"]), "n": int(r["n"]), "n_failed": int(r["n_failed"]),
+            "bitrate_kbps": _number(r["bitrate_kbps"]),
+            "random_weights": bool(r["random_weights"]),
+        }
+        for key in ("items_digest", "codec_version", "metric_version", "embedding_kind"):
+            if _text(r.get(key)):
+                row[key] = r[key]
+        for key in ("n_test", "ci_low", "ci_high"):
+            if _number(r.get(key)) is not None:
+                row[key] = _number(r[key])
+        rows.append(row)
     import bench
 
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "bench_version": bench.__version__,
@@ -52,13 +81,48 @@ def export_summary(frame, environment: dict[str, Any] | None = None) -> dict[str
             "environment": environment or {}, "rows": rows}
 
 
+REQUIRED_ROW_KEYS = ("label", "task", "metric", "value", "higher_is_better")
+FIX = "make it with `bench export`"
+
+
 def load_summary(path: str | Path) -> dict[str, Any]:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    if data.get("schema") != SCHEMA:
-        raise ValueError(f"{path} is not a bench summary (write one with `bench export`)")
-    if int(data.get("schema_version", 0)) > SCHEMA_VERSION:
-        raise ValueError(f"{path} has schema version {data['schema_version']}; this bench reads up to "
-                         f"{SCHEMA_VERSION}: upgrade bench")
+    """Read and check a summary written by `bench export`; SummaryError (one line) when it is not one."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SummaryError(f"{path}: no such file; {FIX}") from None
+    except IsADirectoryError:
+        raise SummaryError(f"{path} is a folder, not a bench export; {FIX}") from None
+    except UnicodeDecodeError as err:
+        raise SummaryError(f"{path} is not a bench export (not UTF-8 text at byte {err.start}); {FIX}") from None
+    except OSError as err:
+        raise SummaryError(f"{path} cannot be read ({err.strerror}); check the path and its permissions") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise SummaryError(f"{path} is not a bench export (line {err.lineno}: {err.msg}); {FIX}") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise SummaryError(f"{path} is not a bench export (no \"schema\": \"{SCHEMA}\"); {FIX}")
+    try:
+        version = int(data.get("schema_version", 0))
+    except (TypeError, ValueError):
+        raise SummaryError(f"{path} has schema_version {data.get('schema_version')!r}, not a number; {FIX}") from None
+    if version > SCHEMA_VERSION:
+        raise SummaryError(f"{path} has schema version {version}; this bench reads up to {SCHEMA_VERSION}: "
+                           "upgrade bench")
+    rows = data.get("rows")
+    if not isinstance(rows, list):
+        raise SummaryError(f"{path} is not a bench export (no list of rows); {FIX}")
+    for i, row in enumerate(rows):
+        missing = [k for k in REQUIRED_ROW_KEYS if not isinstance(row, dict) or k not in row]
+        if missing:
+            raise SummaryError(f"{path}: row {i} lacks {', '.join(missing)}; {FIX}")
+        if row["value"] is not None and _number(row["value"]) is None:
+            raise SummaryError(f"{path}: row {i} has value {row['value']!r}, not a number; {FIX}")
+        for key in ("n", "n_failed"):
+            if row.get(key) is not None and not isinstance(row[key], int):
+                raise SummaryError(f"{path}: row {i} has {key} {row[key]!r}, not a whole number; {FIX}")
     return data
 
 
@@ -70,13 +134,25 @@ class Diff:
     baseline: float | None
     current: float | None
     tolerance: str
-    status: str  # "ok", "better", "REGRESSION", "missing", "new"
+    status: str  # "ok", "better", "missing", "new", or the problems joined: "REGRESSION", "FEWER ITEMS", ...
+    baseline_n: int | None = None
+    current_n: int | None = None
+    baseline_failed: int | None = None
+    current_failed: int | None = None
+    allowed: tuple[str, ...] = ()  # problems found but allowed by a flag (shown, not failing)
 
     @property
     def delta(self) -> float | None:
         if self.baseline is None or self.current is None:
             return None
         return self.current - self.baseline
+
+    @property
+    def regression(self) -> bool:
+        return any(word in self.status for word in PROBLEMS)
+
+
+PROBLEMS = ("REGRESSION", "FEWER ITEMS", "MORE FAILURES")
 
 
 def parse_tolerances(items: list[str] | None) -> dict[str, tuple[str, float]]:
@@ -92,7 +168,13 @@ def parse_tolerances(items: list[str] | None) -> dict[str, tuple[str, float]]:
 
 
 def compare(baseline: dict[str, Any], current: dict[str, Any], tolerances: dict[str, tuple[str, float]] | None = None,
-            ) -> list[Diff]:
+            allow_fewer_items: bool = False, allow_failures: bool = False) -> list[Diff]:
+    """One Diff per (label, task, metric) of either summary.
+
+    Problems: the value worse than the baseline beyond tolerance ("REGRESSION"); fewer items scored than
+    the baseline ("FEWER ITEMS", unless allow_fewer_items); more failed items ("MORE FAILURES", unless
+    allow_failures). An allowed problem is kept in Diff.allowed and shown, but does not fail.
+    """
     tolerances = tolerances or dict(DEFAULT_TOLERANCES)
     key = lambda r: (r["label"], r["task"], r["metric"])  # noqa: E731
     base = {key(r): r for r in baseline["rows"]}
@@ -101,9 +183,11 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerances: dict[
     for k in list(base) + [k for k in cur if k not in base]:
         b, c = base.get(k), cur.get(k)
         row = b or c
-        name = row.get("metric_name") or row["metric"].split(":")[0]
+        name = row.get("metric_name") or row["metric"].split(":")[0].split("@")[0]
         kind, tol = tolerances.get(row["metric"], tolerances.get(name, FALLBACK_TOLERANCE))
         tol_text = f"{tol:g}" if kind == "abs" else f"{100 * tol:g}%"
+        problems: list[str] = []
+        allowed: list[str] = []
         if c is None or c["value"] is None:
             status = "missing"
         elif b is None or b["value"] is None:
@@ -112,16 +196,29 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerances: dict[
             change = c["value"] - b["value"]
             worse = -change if row["higher_is_better"] else change
             limit = tol if kind == "abs" else tol * abs(b["value"])
-            status = "REGRESSION" if worse > limit + 1e-12 else ("better" if worse < -limit else "ok")
-        diffs.append(Diff(k[0], k[1], k[2], b["value"] if b else None, c["value"] if c else None, tol_text, status))
+            if worse > limit + 1e-12:
+                problems.append("REGRESSION")
+            if b.get("n") is not None and c.get("n") is not None and c["n"] < b["n"]:
+                (allowed if allow_fewer_items else problems).append("FEWER ITEMS")
+            if (c.get("n_failed") or 0) > (b.get("n_failed") or 0):
+                (allowed if allow_failures else problems).append("MORE FAILURES")
+            status = ", ".join(problems) if problems else ("better" if worse < -limit else "ok")
+        diffs.append(Diff(k[0], k[1], k[2], b["value"] if b else None, c["value"] if c else None, tol_text, status,
+                          b.get("n") if b else None, c.get("n") if c else None,
+                          b.get("n_failed") if b else None, c.get("n_failed") if c else None, tuple(allowed)))
     return diffs
 
 
 def diff_table(diffs: list[Diff]) -> str:
-    head = ["codec", "task", "metric", "baseline", "current", "delta", "tolerance", "status"]
+    head = ["codec", "task", "metric", "baseline", "current", "delta", "tolerance", "n", "failed", "status"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
     fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
+    count = lambda v: "-" if v is None else str(v)  # noqa: E731
     for d in diffs:
+        n = count(d.baseline_n) if d.baseline_n == d.current_n else f"{count(d.baseline_n)} → {count(d.current_n)}"
+        failed = (count(d.baseline_failed) if d.baseline_failed == d.current_failed
+                  else f"{count(d.baseline_failed)} → {count(d.current_failed)}")
+        status = d.status + (f" (allowed: {', '.join(d.allowed).lower()})" if d.allowed else "")
         lines.append("| " + " | ".join([d.label, d.task, d.metric, fmt(d.baseline), fmt(d.current), fmt(d.delta),
-                                         d.tolerance, d.status]) + " |")
+                                         d.tolerance, n, failed, status]) + " |")
     return "\n".join(lines)

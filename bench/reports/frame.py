@@ -1,16 +1,62 @@
-"""The long summary frame every report is built from: one row per codec, operating point, task, metric."""
+"""The long summary frame every report is built from: one row per codec, operating point, task, metric.
+
+`metric` is the metric's display identity (`mel`, `visqol:mode=audio`: the metric description's
+meta["identity"], else its stored key) and `metric_key` the stored key (`identity@digest`, which changes
+with the metric's code version and backend). Where one codec and task hold two keys of one display
+identity (an older code version, another backend), they are never mixed: the newest cell is shown when the
+store gives cell times (`updated`), else each row shows its full key.
+
+Probe (task-level) cells add `embedding_kind`, `primary` (the score in `value`), `n_test` (test items,
+over all folds) and a 95 % interval `ci_low`/`ci_high` (Wilson, for accuracies; NaN for mAP).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pandas as pd
 
+from bench.probe.scores import ACCURACY_SCORES, folds_interval
 from bench.store import REFERENCE, ResultStore
 
-COLUMNS = ["codec", "options", "label", "bitrate_kbps", "nominal_kbps", "tokens_per_second", "task", "domain", "metric", "metric_name",
-           "value", "n", "n_failed", "n_skipped", "higher_is_better", "random_weights", "fingerprint"]
+log = logging.getLogger(__name__)
+
+COLUMNS = ["codec", "options", "label", "bitrate_kbps", "nominal_kbps", "tokens_per_second", "task", "domain",
+           "metric", "metric_name", "value", "n", "n_failed", "n_skipped", "higher_is_better", "random_weights",
+           "fingerprint", "metric_key", "items_digest", "codec_version", "metric_version", "embedding_kind",
+           "primary", "n_test", "ci_low", "ci_high"]
+
+
+def _json(text) -> dict:
+    if not isinstance(text, str) or not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _probe_columns(extra: dict) -> dict:
+    """embedding_kind, primary, n_test and the 95 % interval of a probe cell (NaN/None elsewhere)."""
+    out = {"embedding_kind": None, "primary": None, "n_test": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+    if "embedding_kind" not in extra and "folds" not in extra:
+        return out
+    primary = extra.get("primary") or "top1_acc"
+    out.update(embedding_kind=extra.get("embedding_kind"), primary=primary)
+    folds = extra.get("folds") if isinstance(extra.get("folds"), list) else []
+    n_test, low, high = folds_interval(folds, primary)
+    if n_test:
+        out["n_test"] = n_test
+    if primary in ACCURACY_SCORES and n_test:
+        out.update(ci_low=low, ci_high=high)
+    return out
 
 
 def summary_frame(store: ResultStore, fingerprints: list[str] | None = None, tasks: list[str] | None = None,
@@ -24,8 +70,6 @@ def summary_frame(store: ResultStore, fingerprints: list[str] | None = None, tas
         cells = cells[cells.fingerprint.isin(fingerprints)]
     if tasks is not None:
         cells = cells[cells.task.isin(tasks)]
-    if metrics is not None:
-        cells = cells[cells.metric.isin(metrics)]
     if cells.empty:
         return pd.DataFrame(columns=COLUMNS)
     rates = store.bitrates()
@@ -33,28 +77,65 @@ def summary_frame(store: ResultStore, fingerprints: list[str] | None = None, tas
     items = store.items_frame()
     domains = items.groupby("task").domain.agg(lambda d: d.iloc[0] if d.nunique() == 1 else "mixed")
     rows = []
-    for r in cells.itertuples(index=False):
-        codec_meta = json.loads(r.codec_meta) if isinstance(r.codec_meta, str) else {}
-        metric_meta = json.loads(r.metric_meta) if isinstance(r.metric_meta, str) else {}
-        reference = r.fingerprint == REFERENCE
+    for r in cells.to_dict("records"):
+        codec_meta, metric_meta, extra = _json(r.get("codec_meta")), _json(r.get("metric_meta")), _json(r.get("extra"))
+        reference = r["fingerprint"] == REFERENCE
+        bps, tps = r.get("bits_per_second"), r.get("tokens_per_second")
         rows.append({
-            "codec": r.codec,
-            "options": r.options if isinstance(r.options, str) else "{}",
-            "label": r.label,
-            "bitrate_kbps": (r.bits_per_second / 1000.0) if pd.notna(r.bits_per_second) and not reference else np.nan,
-            "nominal_kbps": r.nominal_kbps,
-            "tokens_per_second": r.tokens_per_second if pd.notna(r.tokens_per_second) else np.nan,
-            "task": r.task,
-            "domain": domains.get(r.task, ""),
-            "metric": r.metric,
-            "metric_name": r.metric_name or r.metric,
-            "value": r.value,
-            "n": r.n,
-            "n_failed": r.n_failed,
-            "n_skipped": r.n_skipped,
+            "codec": r["codec"],
+            "options": r["options"] if isinstance(r.get("options"), str) else "{}",
+            "label": r["label"],
+            "bitrate_kbps": (bps / 1000.0) if pd.notna(bps) and not reference else np.nan,
+            "nominal_kbps": r.get("nominal_kbps"),
+            "tokens_per_second": tps if pd.notna(tps) else np.nan,
+            "task": r["task"],
+            "domain": domains.get(r["task"], ""),
+            "metric": _text(metric_meta.get("identity")) or r["metric"],
+            "metric_name": _text(r.get("metric_name")) or r["metric"],
+            "value": r["value"],
+            "n": r["n"],
+            "n_failed": r["n_failed"],
+            "n_skipped": r["n_skipped"],
             "higher_is_better": bool(metric_meta.get("higher_is_better", False)),
             "random_weights": bool(codec_meta.get("random_weights", False)),
-            "fingerprint": r.fingerprint,
+            "fingerprint": r["fingerprint"],
+            "metric_key": r["metric"],
+            "items_digest": _text(r.get("items_digest")),
+            "codec_version": _text(r.get("codec_version")),
+            "metric_version": _text(r.get("metric_version")) or _text(metric_meta.get("version")),
+            **_probe_columns(extra),
         })
     frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = _keep_variants_apart(frame, cells["updated"].reset_index(drop=True) if "updated" in cells else None)
+    if metrics is not None:
+        frame = frame[frame.metric_key.isin(metrics) | frame.metric.isin(metrics)]
+        if frame.empty:
+            return pd.DataFrame(columns=COLUMNS)
     return frame.sort_values(["task", "metric", "codec", "bitrate_kbps"], na_position="first").reset_index(drop=True)
+
+
+def _keep_variants_apart(frame: pd.DataFrame, updated: pd.Series | None = None) -> pd.DataFrame:
+    """Rows of one (codec, task) sharing a display identity under several keys are never mixed.
+
+    With the cells' `updated` times, the newest key wins (the others are older code versions or an earlier
+    backend) and the superseded keys are listed in frame.attrs["superseded"]; without them, those rows
+    show their full key.
+    """
+    keys = frame.groupby(["fingerprint", "task", "metric"]).metric_key.transform("nunique")
+    clash = keys > 1
+    if not clash.any():
+        return frame
+    if updated is not None:
+        order = frame.assign(_updated=updated.values).sort_values("_updated", kind="stable")
+        newest = order.groupby(["fingerprint", "task", "metric"]).tail(1).index
+        superseded = sorted(set(frame.loc[~frame.index.isin(newest), "metric_key"]))
+        log.info("reports show the newest of several keys per metric; superseded: %s", ", ".join(superseded))
+        out = frame.loc[frame.index.isin(newest)].copy()
+        out.attrs["superseded"] = superseded
+        return out
+    names = sorted(set(frame.loc[clash, "metric"]))
+    log.info("metric(s) %s hold results under several keys (code versions or backends); shown by key",
+             ", ".join(names))
+    frame = frame.copy()
+    frame.loc[frame.metric.isin(names), "metric"] = frame.loc[frame.metric.isin(names), "metric_key"]
+    return frame

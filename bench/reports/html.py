@@ -11,16 +11,17 @@ import base64
 import html
 import io
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench.reports import atomic
 from bench.store import REFERENCE, ResultStore
 
 ITEMS_PER_TASK = 3
 EXCERPT_SECONDS = 8.0
+FLAC_CHANNELS = 8  # FLAC holds at most 8 channels: wider items play their first 8 (the clip's label says so)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
@@ -47,58 +48,53 @@ _SCRIPT = """
 
 
 def _audio_uri(audio: np.ndarray, sample_rate: int) -> str:
-    """float32 `[C, T]` -> a FLAC data URI (16-bit; the first EXCERPT_SECONDS)."""
+    """float32 `[C, T]` -> a FLAC data URI (16-bit; the first EXCERPT_SECONDS, the first FLAC_CHANNELS)."""
     import soundfile as sf
 
-    audio = np.clip(audio[:, : int(EXCERPT_SECONDS * sample_rate)], -1.0, 1.0)
+    audio = np.clip(audio[:FLAC_CHANNELS, : int(EXCERPT_SECONDS * sample_rate)], -1.0, 1.0)
     buf = io.BytesIO()
     sf.write(buf, audio.T, sample_rate, format="FLAC", subtype="PCM_16")
     return "data:audio/flac;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _clip_name(name: str, audio: np.ndarray) -> str:
+    channels = int(audio.shape[0])
+    return name if channels <= FLAC_CHANNELS else f"{name} (first {FLAC_CHANNELS} of {channels} channels)"
 
 
 def _image_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def _table_html(table: pd.DataFrame, direction: dict[str, bool]) -> str:
-    from bench.reports.headline import HIDDEN, _best, _fmt
+def _table_html(table: pd.DataFrame, direction: dict[str, bool], notes: list[str]) -> str:
+    from bench.reports.headline import cell_texts, column_titles, legend
 
-    cols = [c for c in table.columns if c not in HIDDEN]
-    best = _best(table, direction)
-    head = "".join(f"<th>{html.escape(c)}{' ↑' if direction.get(c) else ' ↓' if c in direction else ''}</th>"
-                   for c in cols)
-    rows = []
-    for _, r in table.iterrows():
-        cells = []
-        for c in cols:
-            v = r[c]
-            text = html.escape(str(v)) if c == "codec" else _fmt(v, c)
-            if c in best and isinstance(v, float) and not math.isnan(v) and math.isclose(v, best[c]) and not r["ceiling"]:
-                text = f"<b>{text}</b>"
-            cells.append(f"<td>{text}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    head = "".join(f"<th>{html.escape(t)}</th>" for t in column_titles(table, direction))
+    rows = ["<tr>" + "".join(f"<td>{'<b>' + html.escape(t) + '</b>' if b else html.escape(t)}</td>" for t, b in cells)
+            + "</tr>" for cells in cell_texts(table, direction)]
+    under = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    return (f"<table><tr>{head}</tr>{''.join(rows)}</table><p class=note>{html.escape(legend(table))}</p>"
+            + (f"<ul class=note>{under}</ul>" if under else ""))
 
 
 def _task_tables(frame: pd.DataFrame) -> str:
+    from bench.reports.tables import task_tables
+
     out = []
-    for task, part in frame.groupby("task", sort=False):
-        pivot = part.pivot_table(index="label", columns="metric_name", values="value", aggfunc="first")
-        counts = part.groupby("label").agg(items=("n", "max"), failed=("n_failed", "max"))
-        pivot = pivot.join(counts)
-        out.append(f"<h3>{html.escape(task)}</h3>" + pivot.to_html(float_format=lambda v: f"{v:.3f}", na_rep="-"))
+    for title, head, rows in task_tables(frame):
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        out.append(f"<h3>{html.escape(title)}</h3><table><tr>"
+                   + "".join(f"<th>{html.escape(h)}</th>" for h in head) + f"</tr>{body}</table>")
     return "".join(out)
 
 
 def _listening(store: ResultStore, frame: pd.DataFrame) -> str:
-    codecs = store.db.execute("SELECT fingerprint, label FROM codecs").fetchall()
-    labels = {fp: label for fp, label in codecs if fp != REFERENCE}
+    labels = {fp: label for fp, label, _ in store.codec_rows() if fp != REFERENCE}
     items = store.items_frame()
     sections = []
     for task in dict.fromkeys(frame.task):
         task_fps = [fp for fp in dict.fromkeys(frame[frame.task == task].fingerprint) if fp in labels]
-        rows = store.db.execute("SELECT item, COUNT(*) c FROM encodes WHERE task=? GROUP BY item ORDER BY c DESC, item",
-                                (task,)).fetchall()
+        rows = store.item_counts(task)
         blocks = []
         for item_id, _ in rows[:ITEMS_PER_TASK]:
             info = items[(items.task == task) & (items.item == item_id)]
@@ -111,12 +107,12 @@ def _listening(store: ResultStore, frame: pd.DataFrame) -> str:
                     from bench.audio import load
 
                     ref, sr = load(r["path"])
-                    clips.append(("reference", _audio_uri(ref, sr)))
+                    clips.append((_clip_name("reference", ref), _audio_uri(ref, sr)))
             for fp in task_fps:
                 enc = store.encode_row(fp, task, item_id)
                 if enc and enc["path"] and Path(enc["path"]).exists():
                     out = store.load_output(Path(enc["path"]))
-                    clips.append((labels[fp], _audio_uri(out["audio"], out["sample_rate"])))
+                    clips.append((_clip_name(labels[fp], out["audio"]), _audio_uri(out["audio"], out["sample_rate"])))
             players = "".join(f'<div class="clip"><span>{html.escape(name)}</span><audio controls preload="auto" '
                               f'src="{uri}"></audio></div>' for name, uri in clips)
             blocks.append(f"<h4>{html.escape(item_id)}</h4><p class=note>{html.escape(str(caption))}</p>{players}")
@@ -126,7 +122,8 @@ def _listening(store: ResultStore, frame: pd.DataFrame) -> str:
 
 
 def write_html(store: ResultStore, frame: pd.DataFrame, table: pd.DataFrame, direction: dict[str, bool],
-               notes: list[str], plots: list[Path], path: Path) -> Path:
+               notes: list[str], plots: list[Path], path: Path, table_notes: list[str] = ()) -> Path:
+    """The page, written atomically (temp file beside `path`, fsync, rename)."""
     from bench.reports.published import BLOCKS
 
     run = store.last_run() or {}
@@ -140,8 +137,9 @@ def write_html(store: ResultStore, frame: pd.DataFrame, table: pd.DataFrame, dir
 <style>{_CSS}</style></head><body>
 <h1>bench report</h1>
 <p>Listening: <span id="audio-status">audio not checked yet</span></p>
-<h2>Headline</h2>{_table_html(table, direction) if not table.empty else '<p>No results.</p>'}
-<h2>Listen</h2><p class=note>Reference beside each codec and operating point (first {EXCERPT_SECONDS:g} s, 16-bit FLAC).</p>
+<h2>Headline</h2>{_table_html(table, direction, list(table_notes)) if not table.empty else '<p>No results.</p>'}
+<h2>Listen</h2><p class=note>Reference beside each codec and operating point (first {EXCERPT_SECONDS:g} s, 16-bit FLAC;
+items with more than {FLAC_CHANNELS} channels play their first {FLAC_CHANNELS}, as each clip's label says).</p>
 {_listening(store, frame)}
 <h2>Plots</h2>{images}
 <h2>Per task</h2>{_task_tables(frame) if not frame.empty else ''}
@@ -149,5 +147,4 @@ def write_html(store: ResultStore, frame: pd.DataFrame, table: pd.DataFrame, dir
 <h2>How this was measured</h2><ul>{''.join(f'<li>{html.escape(n.lstrip("- "))}</li>' for n in notes)}</ul>
 <h2>Run</h2><pre>{html.escape(json.dumps({k: run.get(k) for k in ('config', 'environment')}, indent=1, default=str))}</pre>
 <script>{_SCRIPT}</script></body></html>"""
-    path.write_text(body, encoding="utf-8")
-    return path
+    return atomic.write_text(path, body)

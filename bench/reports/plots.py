@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bench.reports import atomic
+from bench.reports.headline import AUX
 from bench.store import REFERENCE
 
 # Rows drawn as horizontal lines rather than points: their "bitrate" is uncompressed PCM or none at all.
@@ -20,9 +22,6 @@ def plot_metrics(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    for pattern in ("*.png", "*.pdf"):  # a report describes the store as it is now
-        for old in out_dir.glob(pattern):
-            old.unlink()
     paths = []
     for metric, part in frame.groupby("metric", sort=False):
         tasks = list(dict.fromkeys(part.task))
@@ -39,14 +38,28 @@ def plot_metrics(frame: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def _save(fig, stem: Path) -> list[Path]:
+    """PNG and PDF of `fig`, each written atomically (temp file in the folder, fsync, rename)."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     out = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    fig.savefig(out[0], dpi=130)
-    fig.savefig(out[1])
-    plt.close(fig)
+    try:
+        with atomic.replacing(out[0]) as tmp:
+            fig.savefig(tmp, dpi=130, format="png")
+        with atomic.replacing(out[1]) as tmp:
+            fig.savefig(tmp, format="pdf")
+    finally:
+        plt.close(fig)
     return out
+
+
+def remove_stale(out_dir: Path, keep: list[Path]) -> None:
+    """Delete plots of an earlier report that this one did not write (a report describes the store as it is)."""
+    keep_names = {p.name for p in keep}
+    for pattern in ("*.png", "*.pdf"):
+        for old in out_dir.glob(pattern):
+            if old.name not in keep_names:
+                old.unlink(missing_ok=True)
 
 
 def paper_figures(frame: pd.DataFrame, table: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -84,19 +97,32 @@ def paper_figures(frame: pd.DataFrame, table: pd.DataFrame, out_dir: Path) -> li
         ax.set_ylabel("WER % (lower is better)")
         ax.set_title("Word error rate after coding")
         paths += _save(fig, out_dir / "paper_wer_vs_bitrate")
-    if not table.empty and "Acc %" in table and "ViSQOL avg" in table:
-        pts = table.dropna(subset=["Acc %", "ViSQOL avg"])
-        if not pts.empty:
-            fig, ax = plt.subplots(figsize=(5.2, 4.0))
-            ax.scatter(pts["ViSQOL avg"], pts["Acc %"])
+    accuracy = [c for c in table.columns if c.startswith("Acc % (") and not c.endswith(AUX)] if not table.empty else []
+    if accuracy and "ViSQOL avg" in table:
+        fig, ax = plt.subplots(figsize=(5.2, 4.0))
+        drawn = False
+        for col, marker in zip(accuracy, "os^Dv"):  # one series per embedding kind: kinds are not comparable
+            pts = table.dropna(subset=[col, "ViSQOL avg"])
+            if pts.empty:
+                continue
+            drawn = True
+            low, high = pts.get(f"{col} lo"), pts.get(f"{col} hi")
+            yerr = None if low is None or low.isna().all() else [(pts[col] - low).fillna(0), (high - pts[col]).fillna(0)]
+            ax.errorbar(pts["ViSQOL avg"], pts[col], yerr=yerr, fmt=marker, capsize=3,
+                        label=col.removeprefix("Acc % ").replace("(", "", 1).replace(")", "", 1)
+                        + ", 95 % interval")
             for _, r in pts.iterrows():
                 ax.annotate(f"{r['codec']} ({r['kbps']:.3g} kbps)" if pd.notna(r["kbps"]) else r["codec"],
-                            (r["ViSQOL avg"], r["Acc %"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+                            (r["ViSQOL avg"], r[col]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        if drawn:
             ax.set_xlabel("ViSQOL average over domains (higher is better)")
             ax.set_ylabel("probe accuracy % (higher is better)")
             ax.set_title("What coding keeps: semantics vs quality")
             ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7, title="embedding kind", title_fontsize=7)
             paths += _save(fig, out_dir / "paper_accuracy_vs_visqol")
+        else:
+            plt.close(fig)
     return paths
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.reports import atomic
 from bench.store import REFERENCE
 
 
@@ -27,10 +28,27 @@ def _row_label(r: pd.Series) -> str:
     return label
 
 
-def markdown_tables(frame: pd.DataFrame) -> str:
-    """One table per task: a row per codec/operating point, a column per metric (with its direction)."""
-    if frame.empty:
-        return "_No results yet._\n"
+def cell_text(r) -> str:
+    """One cell of a per-task table: the value; a probe score with its 95 % interval, test items and kind."""
+    text = _fmt(r.value, r.metric)
+    if getattr(r, "embedding_kind", None) or pd.notna(getattr(r, "n_test", float("nan"))):
+        extra = []
+        if pd.notna(getattr(r, "ci_low", float("nan"))) and pd.notna(r.value):
+            text += f" [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+        if pd.notna(getattr(r, "n_test", float("nan"))):
+            extra.append(f"{int(r.n_test)} test")
+        if isinstance(getattr(r, "embedding_kind", None), str):
+            extra.append(r.embedding_kind)
+        if extra:
+            text += f" ({', '.join(extra)})"
+    return text
+
+
+def task_tables(frame: pd.DataFrame) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Per task: (title, header, rows of text). A row per codec/operating point, a column per metric.
+
+    `items`/`failed` are the row's largest counts; a cell over another number of items shows its own n.
+    """
     out = []
     for task, part in frame.groupby("task", sort=False):
         # a metric that applies to no item of this task (WER on music) gets no column; rows with no value go too
@@ -43,17 +61,34 @@ def markdown_tables(frame: pd.DataFrame) -> str:
         names = _short_names(part)
         arrows = {m: ("↑" if part[part.metric == m].higher_is_better.iloc[0] else "↓") for m in metrics}
         head = ["codec", "kbps"] + [f"{names[m]} {arrows[m]}" for m in metrics] + ["items", "failed"]
-        lines = [f"### {task} ({part.domain.iloc[0]})", "", "| " + " | ".join(head) + " |",
-                 "|" + "|".join(["---"] * len(head)) + "|"]
+        rows_text = []
         for fp, rows in part.groupby("fingerprint", sort=False):
             first = rows.iloc[0]
             kbps = "-" if pd.isna(first.bitrate_kbps) else (
                 f"{first.bitrate_kbps:.3g}" if first.bitrate_kbps < 100 else f"{first.bitrate_kbps:.0f}")
             values = {r.metric: r for r in rows.itertuples(index=False)}
-            cells = [_fmt(values[m].value, m) if m in values else "" for m in metrics]
             n = int(rows.n.max())
+            cells = []
+            for m in metrics:
+                if m not in values:
+                    cells.append("")
+                    continue
+                r = values[m]
+                cells.append(cell_text(r) + (f" (n={int(r.n)})" if int(r.n) != n else ""))
             failed = int(rows.n_failed.max())
-            lines.append("| " + " | ".join([_row_label(first), kbps] + cells + [str(n), str(failed)]) + " |")
+            rows_text.append([_row_label(first), kbps] + cells + [str(n), str(failed)])
+        out.append((f"{task} ({part.domain.iloc[0]})", head, rows_text))
+    return out
+
+
+def markdown_tables(frame: pd.DataFrame) -> str:
+    """One table per task: a row per codec/operating point, a column per metric (with its direction)."""
+    if frame.empty:
+        return "_No results yet._\n"
+    out = []
+    for title, head, rows in task_tables(frame):
+        lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "|".join(["---"] * len(head)) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
         out.append("\n".join(lines))
     return "\n\n".join(out) + "\n"
 
@@ -74,8 +109,6 @@ def sort_for_table(frame: pd.DataFrame) -> pd.DataFrame:
 def write_tables(frame: pd.DataFrame, out_dir: Path, header: str = "") -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = sort_for_table(frame)
-    md = out_dir / "report.md"
-    md.write_text(header + markdown_tables(frame), encoding="utf-8")
-    csv = out_dir / "summary.csv"
-    frame.to_csv(csv, index=False)
+    md = atomic.write_text(out_dir / "report.md", header + markdown_tables(frame))
+    csv = atomic.write_csv(out_dir / "summary.csv", frame)
     return {"markdown": md, "csv": csv}

@@ -15,6 +15,9 @@ from demo_corpus.common import (
     AST_SOUNDS, FLUID_SF2, SOURCES, TIMGM_SF2, fade_out, mono, normalise, pad_to, read_audio,
     resample, run, trim,
 )
+from demo_corpus.sf2 import (
+    samples_played,
+)
 from demo_corpus.sound import (
     DEMO_SOUNDS, H_ROCK, SOUND_ROOTS, one_shot,
 )
@@ -148,11 +151,63 @@ def write_midi_notes(path: Path, notes: list[tuple[int, int]], slot: float, hold
     mid.save(str(path))
 
 
+def group_by_sample(clips: list[dict]) -> list[list[int]]:
+    """Clip indices grouped so that no SoundFont sample, and no (soundfont, program), spans two groups.
+
+    clips: dicts with "soundfont", "program" and "samples" (the sample names the note plays). Two clips
+    are joined when they play one sample (a re-pitched sample keeps its timbre) or are one program of
+    one soundfont; groups are the connected components, each sorted, in order of their first clip.
+    """
+    parent = list(range(len(clips)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[tuple, int] = {}
+    for i, c in enumerate(clips):
+        for key in [(c["soundfont"], "program", c["program"])] + [(c["soundfont"], s) for s in c["samples"]]:
+            j = owner.setdefault(key, i)
+            parent[root(i)] = root(j)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(clips)):
+        groups.setdefault(root(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: g[0])
+
+
+def assign_splits(groups: list[list[int]], rng: np.random.Generator, held_out: float = 1 / 6) -> dict[int, str]:
+    """Whole groups to splits: about `held_out` of the clips to test, as many to valid, the rest to train.
+
+    Groups are visited in a seeded random order; a group goes to test (then valid) while it fits the
+    split's remaining size; when none fits, the smallest remaining group is taken. Train keeps at least one.
+    """
+    total = sum(len(g) for g in groups)
+    remaining = [groups[i] for i in rng.permutation(len(groups))]
+    out: dict[int, str] = {}
+    for split in ("test", "valid"):
+        need = max(1, round(held_out * total))
+        chosen: list[list[int]] = []
+        for g in list(remaining):
+            if len(remaining) - len(chosen) > 1 and len(g) <= need - sum(len(c) for c in chosen):
+                chosen.append(g)
+        if not chosen and len(remaining) > 1:
+            chosen = [min(remaining, key=len)]
+        for g in chosen:
+            remaining.remove(g)
+            out.update({i: split for i in g})
+    out.update({i: "train" for g in remaining for i in g})
+    return out
+
+
 def hear_instruments(root: Path, tmp: Path, seed: int = 0) -> dict:
+    """8 families x 3 GM programs x 3 pitches x 2 soundfonts; per family, split by SoundFont sample."""
     w = HearWriter(root, "instruments", 0.5, "music")
     rng = np.random.default_rng(seed)
     notes = [(fam, prog, pitch) for fam, (progs, pitches) in FAMILIES.items() for prog in progs for pitch in pitches]
     slot, sr = 2.5, 48000  # long slots: a release tail must not reach the next note
+    clips: list[dict] = []
     for sf2, pkg in ((FLUID_SF2, "fluid-soundfont-gm"), (TIMGM_SF2, "timgm6mb-soundfont")):
         mid = tmp / "notes.mid"
         write_midi_notes(mid, [(p, q) for _, p, q in notes], slot, 0.45)
@@ -162,22 +217,25 @@ def hear_instruments(root: Path, tmp: Path, seed: int = 0) -> dict:
              str(wav), str(sf2), str(mid)], timeout=300)
         x, _ = read_audio(wav)
         x = resample(mono(x), sr, HEAR_SR)
-        # per family, the 9 (program, pitch) notes of this soundfont: 6 train, 1-2 valid, 1-2 test
-        by_fam: dict[str, list[int]] = {}
-        for k, (fam, _, _) in enumerate(notes):
-            by_fam.setdefault(fam, []).append(k)
-        for fam, ks in by_fam.items():
-            order = rng.permutation(len(ks))
-            for rank, j in enumerate(order):
-                k = ks[j]
-                split = "train" if rank < 6 else ("valid" if rank < 7 + (pkg == "timgm6mb-soundfont") else "test")
-                _, prog, pitch = notes[k]
-                start = int(k * slot * HEAR_SR)
-                clip = x[:, start:start + int(0.5 * HEAR_SR)]
-                w.add(split, f"{fam}-gm{prog:03d}-p{pitch}-{pkg.split('-')[0]}.wav", clip, fam,
-                      f"{pkg}:{sf2.name} program {prog}")
+        for k, (fam, prog, pitch) in enumerate(notes):
+            start = int(k * slot * HEAR_SR)
+            clips.append({"family": fam, "soundfont": sf2.name, "program": prog, "pitch": pitch, "package": pkg,
+                          "samples": samples_played(sf2, prog, pitch, velocity=100),
+                          "audio": x[:, start:start + int(0.5 * HEAR_SR)]})
+    provenance = {}
+    for fam in FAMILIES:
+        members = [i for i, c in enumerate(clips) if c["family"] == fam]
+        groups = [[members[j] for j in g] for g in group_by_sample([clips[i] for i in members])]
+        for i, split in sorted(assign_splits(groups, rng).items()):
+            c = clips[i]
+            fname = f"{fam}-gm{c['program']:03d}-p{c['pitch']}-{c['package'].split('-')[0]}.wav"
+            w.add(split, fname, c["audio"], fam, f"{c['package']}:{c['soundfont']} program {c['program']}")
+            provenance[fname] = {"split": split, "soundfont": c["soundfont"], "program": c["program"],
+                                 "pitch": c["pitch"], "samples": c["samples"]}
+    (w.dir / "provenance.json").write_text(json.dumps(dict(sorted(provenance.items())), indent=1) + "\n")
     return w.finish("instrument family of one General MIDI note (8 families x 3 programs x 3 pitches x 2 "
-                    "soundfonts, rendered with fluidsynth)")
+                    "soundfonts, rendered with fluidsynth); splits are disjoint by SoundFont sample and by "
+                    "program (provenance.json names the samples each clip plays)")
 
 
 def hear_drums(root: Path, tmp: Path, seed: int = 0) -> dict:
