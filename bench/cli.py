@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--tolerance", action="append", metavar="METRIC=VALUE",
                     help="absolute (wer=0.01) or relative (mel=5%%) tolerance; repeatable")
     cp.add_argument("--allow-missing", action="store_true", help="rows absent from CURRENT are not a failure")
+    cp.add_argument("--allow-fewer-items", action="store_true",
+                    help="a row that scored fewer items than the baseline (n dropped) is not a failure")
+    cp.add_argument("--allow-failures", action="store_true",
+                    help="a row with more failed items than the baseline is not a failure")
 
     ls = sub.add_parser("list", help="list codecs, metrics or tasks (with metadata)")
     ls.add_argument("what", choices=["codecs", "metrics", "tasks"])
@@ -265,9 +269,10 @@ def cmd_compare(args) -> int:
 
     baseline = load_summary(args.baseline)
     current = load_summary(args.current) if args.current else _workspace_summary(args.out)
-    diffs = compare(baseline, current, parse_tolerances(args.tolerance))
+    diffs = compare(baseline, current, parse_tolerances(args.tolerance), allow_fewer_items=args.allow_fewer_items,
+                    allow_failures=args.allow_failures)
     print(diff_table(diffs))
-    bad = [d for d in diffs if d.status == "REGRESSION" or (d.status == "missing" and not args.allow_missing)]
+    bad = [d for d in diffs if d.regression or (d.status == "missing" and not args.allow_missing)]
     print(f"{len(bad)} regression(s) beyond tolerance" if bad else "no regression beyond tolerance")
     return 1 if bad else 0
 
