@@ -465,7 +465,7 @@ class ResultStore:
 
         sql = """
             SELECT c.fingerprint, c.task, c.metric, c.value, c.n, c.n_failed, c.n_skipped, c.extra,
-                   c.items_digest, c.codec_version, c.metric_version,
+                   c.items_digest, c.codec_version, c.metric_version, c.updated,
                    k.name AS codec, k.options, k.label, k.nominal_kbps, k.meta AS codec_meta,
                    m.name AS metric_name, m.meta AS metric_meta
             FROM cells c LEFT JOIN codecs k ON k.fingerprint = c.fingerprint

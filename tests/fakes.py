@@ -11,7 +11,7 @@ from bench.codecs.base import Codec, CodecMeta, Encoded, OperatingPoint
 from bench.metrics.base import Metric, MetricMeta, as_numpy, check_pair
 from bench.registry import Entry
 
-CALLS = {"encode": 0}
+CALLS = {"encode": 0, "l1": 0}
 
 
 class Gain(Codec):
@@ -52,6 +52,7 @@ class L1(Metric):
         self.meta = MetricMeta("l1", 8000, False, definition="mean |ref - rec|")
 
     def score(self, ref, rec, sample_rate, item=None):
+        CALLS["l1"] += 1
         ref, rec = as_numpy(ref), as_numpy(rec)
         check_pair(ref, rec, "l1")
         return {"l1": float(np.mean(np.abs(ref - rec)))}

@@ -363,3 +363,27 @@ def test_in_memory_items_are_keyed_by_their_samples():
     b = Item("x", "sound", _audio=np.ones((1, 100), np.float32), sample_rate=16000)
     assert a.signature() != b.signature()
     assert a.signature() == Item("x", "sound", _audio=np.zeros((1, 100), np.float32), sample_rate=16000).signature()
+
+
+def test_reports_show_only_cells_of_the_code_installed_now(tmp_path, audio_dir, monkeypatch):
+    from bench.reports.frame import summary_frame
+
+    ws = tmp_path / "ws"
+    old = bench.run(codecs=["gain"], tasks=[f"files:{audio_dir}"], metrics=["l1"], out=ws, jobs=1)
+    old_value = old.to_frame().query("codec == 'gain'").value.iloc[0]
+    monkeypatch.setattr(fakes.Gain, "gain", 0.5, raising=False)
+    monkeypatch.setattr(fakes.Gain, "code_version", "2")  # a fixed bug: the codec's outputs may move
+    stale = summary_frame(ResultStore(ws, readonly=True))
+    assert stale.query("codec == 'gain'").empty and stale.attrs["stale"] == 1  # the old cell is not shown
+    new = bench.run(codecs=["gain"], tasks=[f"files:{audio_dir}"], metrics=["l1"], out=ws, jobs=1)
+    assert new.codec_work == 5  # a new code version never reuses old audio
+    frame = summary_frame(ResultStore(ws, readonly=True))
+    rows = frame.query("codec == 'gain'")
+    assert len(rows) == 1 and rows.codec_version.iloc[0] == "2" and rows.value.iloc[0] == pytest.approx(old_value)
+    monkeypatch.setattr(fakes.L1, "code_version", "7")  # and a metric's
+    assert summary_frame(ResultStore(ws, readonly=True)).query("codec == 'gain'").empty
+    scored = fakes.CALLS["l1"]
+    again = bench.run(codecs=["gain"], tasks=[f"files:{audio_dir}"], metrics=["l1"], out=ws, jobs=1)
+    assert again.codec_work == 0 and fakes.CALLS["l1"] - scored == 5  # the audio is current; the metric reruns
+    rows = summary_frame(ResultStore(ws, readonly=True)).query("codec == 'gain'")
+    assert len(rows) == 1 and rows.metric_version.iloc[0] == "7" and rows.n.iloc[0] == 5

@@ -50,6 +50,10 @@ def measurement_notes(store: ResultStore, frame: pd.DataFrame) -> list[str]:
             weights = m.get("weights", "none")
             tag = " **random weights**" if m.get("random_weights") else ""
             lines.append(f"- `{label}`: fingerprint {fp}, weights {weights}{tag}")
+    stale = frame.attrs.get("stale")
+    if stale:
+        lines.append(f"- {stale} cell(s) computed by older code versions of their codec or metric are not shown; "
+                     "run the same `bench run` again to recompute them")
     superseded = frame.attrs.get("superseded") if not frame.empty else None
     if superseded:
         lines.append("- older results under other keys (earlier code versions or backends) are in the store but "

@@ -106,12 +106,73 @@ def summary_frame(store: ResultStore, fingerprints: list[str] | None = None, tas
             **_probe_columns(extra),
         })
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    frame = _keep_variants_apart(frame, cells["updated"].reset_index(drop=True) if "updated" in cells else None)
+    updated = cells["updated"].reset_index(drop=True) if "updated" in cells else None
+    frame, updated = _current_only(frame, updated)
+    frame = _newest_per_label(frame, updated)
+    frame = _keep_variants_apart(frame, updated)
     if metrics is not None:
         frame = frame[frame.metric_key.isin(metrics) | frame.metric.isin(metrics)]
         if frame.empty:
             return pd.DataFrame(columns=COLUMNS)
     return frame.sort_values(["task", "metric", "codec", "bitrate_kbps"], na_position="first").reset_index(drop=True)
+
+
+def _class_version(kind: str, name) -> str | None:
+    """The code_version of the registered codec or metric class `name` now (None: not registered here)."""
+    if not isinstance(name, str) or name == REFERENCE:
+        return None
+    from bench.codecs import CODECS
+    from bench.metrics import METRICS
+
+    registry = CODECS if kind == "codec" else METRICS
+    if name not in registry:
+        return None
+    try:
+        version = getattr(registry.get(name), "code_version", None)
+    except Exception:  # noqa: BLE001 - a class that cannot be imported here: its rows cannot be judged
+        return None
+    return str(version) if version is not None else None
+
+
+def _current_only(frame: pd.DataFrame, updated: pd.Series | None) -> tuple[pd.DataFrame, pd.Series | None]:
+    """Leave out cells computed by another code version of their codec or metric than the one installed
+    (they are stale: a re-run recomputes them); frame.attrs["stale"] counts them."""
+    if frame.empty:
+        return frame, updated
+    codec_now = {n: _class_version("codec", n) for n in frame.codec.dropna().unique()}
+    metric_now = {n: _class_version("metric", n) for n in frame.metric_name.dropna().unique()}
+
+    def stale(row) -> bool:
+        c, m = codec_now.get(row.codec), metric_now.get(row.metric_name)
+        # a cell that records no version (written through the API, not by a run) cannot be judged: kept
+        return bool((c is not None and row.codec_version not in (None, c))
+                    or (m is not None and row.metric_version not in (None, m)))
+
+    mask = frame.apply(stale, axis=1).astype(bool)
+    if not mask.any():
+        return frame, updated
+    out = frame.loc[~mask].reset_index(drop=True)
+    out.attrs = {**frame.attrs, "stale": int(mask.sum())}
+    log.info("%d cell(s) computed by older code versions are left out; re-run bench run to recompute them",
+             int(mask.sum()))
+    return out, (updated[~mask.values].reset_index(drop=True) if updated is not None else None)
+
+
+def _newest_per_label(frame: pd.DataFrame, updated: pd.Series | None) -> pd.DataFrame:
+    """One row per (codec label, task, metric key): where several fingerprints share a label (other weights,
+    an older run), the newest cell wins and the others are listed in frame.attrs["superseded"]."""
+    if frame.empty or updated is None:
+        return frame
+    key = ["label", "task", "metric_key"]
+    if not frame.duplicated(key, keep=False).any():
+        return frame
+    order = frame.assign(_updated=updated.values).sort_values("_updated", kind="stable")
+    newest = order.groupby(key, dropna=False).tail(1).index
+    gone = frame.loc[~frame.index.isin(newest)]
+    out = frame.loc[frame.index.isin(newest)]
+    out.attrs = {**frame.attrs, "superseded": sorted(set(frame.attrs.get("superseded", [])) |
+                                                     {f"{r.label} ({r.fingerprint})" for r in gone.itertuples()})}
+    return out
 
 
 def _keep_variants_apart(frame: pd.DataFrame, updated: pd.Series | None = None) -> pd.DataFrame:
