@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import visqol  # noqa: F401  (a required dependency: a missing one is an error, never a skip)
 from scipy.signal import butter, sosfiltfilt
 
-pytest.importorskip("visqol", reason="ViSQOL needs visqol-python[accel,lattice]")
-
-from bench.metrics import METRICS, load_metric  # noqa: E402
-from bench.metrics.base import MetricError  # noqa: E402
-from bench.tasks.base import Item  # noqa: E402
+from bench.metrics import METRICS, load_metric
+from bench.metrics.base import MetricError
+from bench.tasks.base import Item
 
 SPEECH = Item(id="s", domain="speech")
 MUSIC = Item(id="m", domain="music")

