@@ -13,14 +13,28 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from bench.audio import AudioError
+
 if TYPE_CHECKING:  # torch is imported by implementations, never at registry/listing time
     import torch
 
 log = logging.getLogger(__name__)
 
+# Float audio is expected in [-1, 1]. A peak above this is not loud audio but unscaled PCM (int16 read as float
+# is up to 32767) or garbage: every codec refuses it (LAME aborts the whole process on ~1e6).
+MAX_PEAK = 100.0
+# More channels than this on axis 1, and more than samples on axis 2: the tensor is [B, T, C], not [B, C, T].
+_MAX_PLAUSIBLE_CHANNELS = 64
+_PRECISIONS = {None: "float32", "fp32": "float32", "float32": "float32", "bf16": "bf16", "bfloat16": "bf16",
+               "fp16": "fp16", "float16": "fp16", "half": "fp16"}
+
 
 class CodecError(ValueError):
     """Bad codec options or input; the message says what to do."""
+
+
+class CodecInputError(CodecError, AudioError):
+    """Audio a codec cannot take (dtype, layout, NaN/Inf, absurd level); both a CodecError and an AudioError."""
 
 
 class WeightsMissingError(FileNotFoundError):
@@ -90,7 +104,14 @@ class Codec:
     """
 
     name: ClassVar[str] = ""
-    code_version: ClassVar[str] = "1"  # bump when a change alters a codec's output
+    # Bump when a change can alter a codec's output (tests/test_versions.py notices an edit without a bump).
+    # Every registered codec class sets its own.
+    code_version: ClassVar[str] = "1"
+    # check_input policy. mixes_channels: encode() mixes any channel count to meta.channels itself (else the
+    # count must match). clip_input: samples beyond [-1, 1] are clipped, with a warning (codecs whose
+    # library cannot take them: LAME, libopus, Codec 2).
+    mixes_channels: ClassVar[bool] = False
+    clip_input: ClassVar[bool] = False
     # How many items the runner may pass to one encode/decode call. A codec that sets > 1 accepts
     # `encode(wav [B, C, T], lengths=[...])` for a zero-padded batch, treats every item as if it were alone
     # (same output to float round-off) and fills Encoded.frames and Encoded.item_bitrates.
@@ -136,7 +157,80 @@ class Codec:
         return [self.embed(w[None])[0] for w in wavs]
 
     def to(self, device: str) -> "Codec":
+        """Move the model to `device`; codecs with a model record it in `self.device` (part of the fingerprint).
+        Weight-free codecs compute on the CPU wherever they are sent, so this is a no-op for them."""
         return self
+
+    # -- input ----------------------------------------------------------------------------------
+
+    def check_input(self, wav: Any, lengths: list[int] | None = None) -> "torch.Tensor":
+        """The one input check of every codec's encode: audio -> float32 CPU tensor `[B, C, T]`.
+
+        Raises CodecInputError (a CodecError and an AudioError) with what to do for: a non-float dtype
+        (int16 PCM must be scaled: `wav.float() / 32768`), a shape that is not `[B, C, T]`, one that looks
+        like `[B, T, C]` (pass `wav.transpose(1, 2)`), a channel count the codec cannot take (codecs with
+        `mixes_channels` take any count), empty audio, NaN/Inf samples (naming the item), and peaks above
+        MAX_PEAK (100: unscaled PCM, not audio; LAME aborts the process on such input). `lengths` (one per
+        item) limits the NaN and level checks to each item's own samples of a zero-padded batch.
+
+        Loud but plausible input (peak in (1, 100]) is kept as it is, except by codecs with `clip_input`
+        (mp3, opus, codec2: their libraries cannot represent samples outside [-1, 1]), which clip it to
+        [-1, 1] and log a warning naming the item and its peak.
+        """
+        import numpy as np
+        import torch
+
+        if isinstance(wav, torch.Tensor):
+            x = wav.detach()
+        else:
+            try:
+                arr = np.asarray(wav)
+            except (TypeError, ValueError) as err:
+                raise CodecInputError(f"codec {self.name!r}: cannot read the input as audio ({err}); pass a "
+                                      "float32 tensor [B, C, T]") from None
+            if arr.dtype.kind not in "fiub" or arr.dtype.kind == "f" and arr.dtype.itemsize > 8:
+                raise CodecInputError(f"codec {self.name!r}: audio of dtype {arr.dtype} is not supported; pass "
+                                      "float32 samples in [-1, 1], shape [B, C, T]")
+            x = torch.from_numpy(np.ascontiguousarray(arr))
+        if x.is_complex() or not x.is_floating_point():
+            raise CodecInputError(f"codec {self.name!r}: audio must be float samples in [-1, 1], got dtype "
+                                  f"{str(x.dtype).replace('torch.', '')}; {_int_hint(x.dtype)}")
+        if x.ndim != 3:
+            hint = {1: "wav[None, None]", 2: "wav[None]"}.get(x.ndim, "a [B, C, T] tensor")
+            raise CodecInputError(f"codec {self.name!r}: expected audio [B, C, T], got shape {tuple(x.shape)}; "
+                                  f"add the batch/channel axes with {hint}")
+        b, c, t = x.shape
+        if b == 0 or t == 0 or c == 0:
+            raise CodecInputError(f"codec {self.name!r}: empty audio (shape {tuple(x.shape)})")
+        want = self.meta.channels
+        if c > t and (c > _MAX_PLAUSIBLE_CHANNELS or (want is not None and t == want)):
+            raise CodecInputError(f"codec {self.name!r}: audio of shape {tuple(x.shape)} looks like [B, T, C] "
+                                  f"({c} channels of {t} samples); pass wav.transpose(1, 2)")
+        if want is not None and c != want and not self.mixes_channels:
+            raise CodecInputError(f"codec {self.name!r} takes {want}-channel audio, got {c}; convert with "
+                                  "bench.audio.to_channels first")
+        x = x.to("cpu", torch.float32)
+        spans = [t] * b if lengths is None else [max(0, min(int(n), t)) for n in lengths]
+        if len(spans) != b:
+            raise CodecInputError(f"codec {self.name!r}: got {len(spans)} lengths for a batch of {b} items")
+        clipped = []
+        for i, n in enumerate(spans):
+            own = x[i, :, :n]
+            if not bool(torch.isfinite(own).all()):
+                raise CodecInputError(f"codec {self.name!r}: item {i} contains NaN or Inf samples; replace them "
+                                      "(e.g. torch.nan_to_num) or drop the item")
+            peak = float(own.abs().max()) if n else 0.0
+            if peak > MAX_PEAK:
+                raise CodecInputError(
+                    f"codec {self.name!r}: item {i} peaks at {peak:.3g}, far outside [-1, 1]; float audio must be "
+                    "scaled to [-1, 1] (int16 PCM: wav.float() / 32768)")
+            if peak > 1.0 and self.clip_input:
+                clipped.append(f"item {i} (peak {peak:.3g})")
+        if clipped:
+            log.warning("%s: %s beyond [-1, 1]; clipped to [-1, 1] (the codec cannot take louder samples)",
+                        self.name, ", ".join(clipped))
+            x = x.clamp(-1.0, 1.0)
+        return x
 
     # -- identity -------------------------------------------------------------------------------
 
@@ -144,8 +238,34 @@ class Codec:
         """A digest of the weights in use ("none" for weight-free codecs)."""
         return "none"
 
+    @property
+    def device_type(self) -> str:
+        """"cpu", "cuda" or "mps": the class of the device the codec computes on (`self.device`, set by `to`)."""
+        device = getattr(self, "device", None)
+        if device is None:
+            return "cpu"
+        return str(getattr(device, "type", None) or str(device).split(":")[0])
+
+    @property
+    def precision_name(self) -> str:
+        """"float32", "bf16" or "fp16": the arithmetic of the codec's `precision` option (float32 without one)."""
+        precision = getattr(self, "precision", None)
+        return _PRECISIONS.get(str(precision).lower() if precision is not None else None, str(precision))
+
+    def runtime(self) -> dict[str, Any]:
+        """Where and how the codec computes, as it enters the fingerprint: device class and precision, plus on
+        CUDA whether TF32 may replace float32 in matrix products and cuDNN convolutions."""
+        out: dict[str, Any] = {"device": self.device_type, "precision": self.precision_name}
+        if out["device"] == "cuda":
+            import torch
+
+            out["tf32_matmul"] = bool(torch.backends.cuda.matmul.allow_tf32)
+            out["tf32_cudnn"] = bool(torch.backends.cudnn.allow_tf32)
+        return out
+
     def fingerprint(self) -> str:
-        """Hash of name, options, weights and code version: the key of every cached output."""
+        """Hash of name, options, weights digest, bench and code version, device class and precision
+        (`runtime()`): the key of every cached output. Call it after `to(device)`."""
         from bench import __version__
 
         blob = json.dumps(
@@ -154,11 +274,19 @@ class Codec:
                 "options": {k: v for k, v in sorted(self.options.items()) if k not in _RUNTIME_OPTIONS},
                 "weights": self.weights_digest(),
                 "code": f"{__version__}/{self.code_version}",
+                "runtime": self.runtime(),
             },
             sort_keys=True,
             default=str,
         )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def version_info(self) -> dict[str, Any]:
+        """What the fingerprint covers, for reports: code version, weights digest, runtime."""
+        from bench import __version__
+
+        return {"code_version": self.code_version, "bench": __version__, "weights": self.weights_digest(),
+                **self.runtime()}
 
     @property
     def label(self) -> str:
@@ -171,8 +299,18 @@ class Codec:
         return f"<{type(self).__name__} {self.label}>"
 
 
-# Options that change where or how fast a codec runs but never its output.
+# Options that change where or how fast a codec runs but never its output (the device class and the
+# precision enter the fingerprint through `runtime()`; the weights through their content digest).
 _RUNTIME_OPTIONS = {"device", "weights", "batch_size"}
+
+
+def _int_hint(dtype) -> str:
+    name = str(dtype).replace("torch.", "")
+    scale = {"int16": "wav.float() / 32768", "int32": "wav.float() / 2147483648",
+             "uint8": "(wav.float() - 128) / 128", "int8": "wav.float() / 128"}.get(name)
+    if scale:
+        return f"convert {name} PCM with {scale}"
+    return "convert with wav.float() and scale to [-1, 1] (int16 PCM: wav.float() / 32768)"
 
 
 def accepted_options(cls: type) -> list[str]:

@@ -12,6 +12,7 @@ import torch
 
 from bench.codecs import weights as W
 from bench.codecs.base import Codec, CodecError, OperatingPoint
+from bench.codecs.digests import files_digest
 
 
 def plan_chunks(n_frames: int, chunk_frames: int, context_frames: int) -> list[tuple[int, int, int, int]]:
@@ -110,10 +111,11 @@ class NeuralCodec(Codec):
         self._digest: str | None = None
 
     def weights_digest(self) -> str:
-        """sha256 over the weight files in use (computed once); random models hash their recipe."""
+        """sha256 over the weight files' names and contents (each file hashed once per version on disk,
+        `bench.codecs.digests`); random models hash their recipe."""
         if self._digest is None:
             if self._weight_files:
-                self._digest = W.weights_digest(self._weight_files)
+                self._digest = files_digest(self._weight_files)
             else:
                 self._digest = hashlib.sha256(self._random_tag.encode()).hexdigest()
         return self._digest
@@ -124,14 +126,5 @@ class NeuralCodec(Codec):
         return self
 
     def _check_input(self, wav: Any) -> torch.Tensor:
-        """Any array `[B, C, T]` -> float32 CPU tensor, with errors that say what to pass."""
-        x = torch.as_tensor(wav)
-        if x.ndim != 3:
-            raise CodecError(f"{self.name}: expected audio [B, C, T], got shape {tuple(x.shape)}; "
-                             "add the batch/channel axes (e.g. wav[None, None])")
-        if x.shape[1] != self.meta.channels:
-            raise CodecError(f"{self.name} {self.variant.key} takes {self.meta.channels}-channel audio, got "
-                             f"{x.shape[1]}; convert with bench.audio.to_channels first")
-        if x.shape[-1] == 0:
-            raise CodecError(f"{self.name}: empty audio (0 samples)")
-        return x.detach().to("cpu", torch.float32)
+        """Any array `[B, C, T]` -> float32 CPU tensor (`Codec.check_input`: errors that say what to pass)."""
+        return self.check_input(wav)

@@ -7,6 +7,8 @@ another rate gets the audio resampled here) and returns named values for that it
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
@@ -34,7 +36,21 @@ class MetricMeta:
 
 
 class Metric:
+    """Base class. Identity, in two forms:
+
+    - `identity()`: the display string (`mel`, `visqol:mode=audio`), name plus the options that change numbers;
+    - `fingerprint()`: `identity()@<10 hex digits>` over name, options, `code_version` and `backend()` (the
+      package versions, model files and compute settings behind the numbers): the key scores are stored under,
+      so a code change (with its version bump) or another backend never reuses old scores.
+    """
+
     name: ClassVar[str] = ""
+    # Bump when a change can move a score (tests/test_versions.py notices an edit without a bump). Every
+    # registered metric class sets its own.
+    code_version: ClassVar[str] = "1"
+    # Options that change only where or how fast the metric runs: out of identity() and fingerprint()
+    # (what they do change, e.g. an ASR compute type, enters through backend()).
+    RUNTIME_OPTIONS: ClassVar[tuple[str, ...]] = ()
     meta: MetricMeta
     options: dict[str, Any]
 
@@ -70,11 +86,46 @@ class Metric:
 
         return format_spec(self.name, self.options)
 
+    def backend(self) -> dict[str, Any]:
+        """What computes the numbers besides this code: package versions, model names and file digests,
+        compute type and device (JSON-able values). Empty for pure numpy/torch metrics."""
+        return {}
+
+    def fingerprint(self) -> str:
+        """`identity()@digest10`: the storage key of this metric's scores. The digest covers name, options
+        (runtime ones excepted), code_version and backend()."""
+        blob = json.dumps(
+            {"name": self.name,
+             "options": {k: v for k, v in self.options.items() if k not in self.RUNTIME_OPTIONS},
+             "code": self.code_version, "backend": self.backend()},
+            sort_keys=True, default=str)
+        return f"{self.identity()}@{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+    def version_info(self) -> dict[str, Any]:
+        """For a report's "how measured" block: identity, fingerprint, code version and backend."""
+        return {"identity": self.identity(), "fingerprint": self.fingerprint(), "code_version": self.code_version,
+                "backend": self.backend()}
+
     def rate_for(self, codec_rate: int) -> int:
         return self.meta.sample_rate or codec_rate
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.identity()}>"
+
+
+def package_version(distribution: str) -> str:
+    """The installed version of a distribution ("absent" if it is not installed); imports nothing."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def device_type(device: Any) -> str:
+    """"cpu", "cuda", "mps" from a device string or torch.device ("cuda:1" -> "cuda")."""
+    return str(getattr(device, "type", None) or str(device).split(":")[0]).lower()
 
 
 def as_numpy(x) -> np.ndarray:

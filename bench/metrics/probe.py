@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from bench.metrics.base import Metric, MetricError, MetricMeta
+from bench.metrics.base import Metric, MetricError, MetricMeta, package_version
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class _Subset:
 
 class Probe(Metric):
     name = "probe"
+    code_version = "1"
     meta = MetricMeta(
         name="probe", sample_rate=None, higher_is_better=True, domains=(), unit="accuracy",
         definition="HEAR protocol: time-pooled embeddings -> MLP grid (heareval 2021.1.3 defaults), "
@@ -76,6 +77,15 @@ class Probe(Metric):
         # identity() shows only what differs from the defaults, so default runs key as plain "probe"
         super().__init__(**{k: v for k, v in given.items() if v != defaults[k]})
         self.grid, self.pooling, self.seed, self.embedding = grid, pooling, int(seed), embedding
+
+    def backend(self) -> dict[str, Any]:
+        """The protocol's settings (the grid points with their training settings, pooling, embedding choice,
+        seed) and the versions of the libraries that train and score the MLP."""
+        from bench.probe.mlp import grid_points
+
+        return {"grid_points": [p.to_dict() for p in grid_points(self.grid)], "pooling": self.pooling,
+                "embedding": self.embedding, "seed": self.seed, "torch": package_version("torch"),
+                "numpy": package_version("numpy"), "scipy": package_version("scipy")}
 
     def score(self, ref, rec, sample_rate: int, item=None) -> dict[str, float]:
         raise MetricError("probe is a task-level metric: call Probe.evaluate(codec, task), not score() per item")

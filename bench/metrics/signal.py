@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.metrics.base import Metric, MetricError, MetricMeta, as_numpy, check_pair
+from bench.metrics.base import Metric, MetricError, MetricMeta, as_numpy, check_pair, package_version
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,7 @@ class SISDR(Metric):
     """Scale-invariant SDR in dB, at the rate it is given (`[C, T]` in; channels averaged)."""
 
     name: ClassVar[str] = "sisdr"
+    code_version: ClassVar[str] = "1"
 
     def __init__(self, **options: Any):
         if options:
@@ -106,6 +107,7 @@ class PESQ(Metric):
     """PESQ MOS-LQO; option band="wb" (16 kHz, default) or "nb" (8 kHz). Input `[C, T]`, mixed to mono."""
 
     name: ClassVar[str] = "pesq"
+    code_version: ClassVar[str] = "1"
     BANDS: ClassVar[dict[str, int]] = {"wb": 16000, "nb": 8000}
 
     def __init__(self, band: str = "wb"):
@@ -118,6 +120,9 @@ class PESQ(Metric):
             name="pesq", sample_rate=self.BANDS[band], higher_is_better=True, domains=("speech",), unit="MOS-LQO",
             definition=("ITU-T P.862.2 wideband PESQ" if band == "wb" else "ITU-T P.862 narrowband PESQ (P.862.1 map)")
             + " via the pesq package")
+
+    def backend(self) -> dict[str, Any]:
+        return {"pesq": package_version("pesq")}
 
     def score(self, ref, rec, sample_rate: int, item=None) -> dict[str, float]:
         try:
@@ -141,6 +146,7 @@ class STOI(Metric):
     """STOI, 0..1 (ESTOI with extended=True); input `[C, T]` mixed to mono, handed to pystoi at 16 kHz."""
 
     name: ClassVar[str] = "stoi"
+    code_version: ClassVar[str] = "1"
     RATE: ClassVar[int] = 16000  # what we hand pystoi; it resamples to 10 kHz itself
 
     def __init__(self, extended: bool = False):
@@ -157,6 +163,9 @@ class STOI(Metric):
     @property
     def key(self) -> str:
         return "estoi" if self.extended else "stoi"
+
+    def backend(self) -> dict[str, Any]:
+        return {"pystoi": package_version("pystoi")}
 
     def score(self, ref, rec, sample_rate: int, item=None) -> dict[str, float]:
         try:
@@ -181,6 +190,7 @@ class ESTOI(STOI):
     """Extended STOI (the registry name `estoi`; same as `stoi:extended=true`)."""
 
     name: ClassVar[str] = "estoi"
+    code_version: ClassVar[str] = "1"
 
     def __init__(self):
         Metric.__init__(self)

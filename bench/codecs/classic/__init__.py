@@ -7,6 +7,10 @@ whose codes are the bitstream's bytes, int64 `[B, 1, N]` padded with -1 (identit
 of input. Opus and MP3 count packet payload bytes only (no Ogg/ID3/Xing container overhead); Codec 2
 counts its frames' bits packed end to end (no per-frame byte padding).
 
+Input goes through `Codec.check_input`: float audio only (int16 PCM: `wav.float() / 32768`), no NaN/Inf,
+peaks above 100 refused; samples beyond [-1, 1] are clipped with a warning (identity passes them through),
+because LAME aborts the whole process on extreme or NaN samples and libopus/Codec 2 cannot represent them.
+
 Decoded audio is time-aligned with the input: each codec's delay (Opus pre-skip, LAME's encoder +
 decoder delay, Codec 2's analysis/synthesis delay) is removed, then trimmed/padded to the input length.
 """

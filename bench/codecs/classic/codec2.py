@@ -52,6 +52,7 @@ class Codec2(_Classic):
     """
 
     name = "codec2"
+    code_version = "1"
     licence = "LGPL-2.1 (libcodec2)"
     SAMPLE_RATE = 8000
 
@@ -85,7 +86,7 @@ class Codec2(_Classic):
 
     def encode(self, wav, sample_rate: int | None = None) -> Encoded:
         """wav float32 `[B, C, T]` at 8 kHz (or `sample_rate`) -> Encoded, codes `[B, 1, N]` packed bytes."""
-        x = _prepare(wav, self.name, self.SAMPLE_RATE, 1, sample_rate)
+        x = _prepare(self, wav, self.SAMPLE_RATE, 1, sample_rate)
         payload = []
         for item in x:
             state = self._state()

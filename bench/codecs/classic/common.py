@@ -24,29 +24,22 @@ def _import_av():
     return av
 
 
-def _as_numpy_batch(wav: Any, name: str) -> np.ndarray:
-    """torch/numpy `[B, C, T]` -> float32 numpy `[B, C, T]`; a clear error for other shapes."""
-    if hasattr(wav, "detach"):
-        wav = wav.detach().float().cpu().numpy()
-    x = np.asarray(wav, dtype=np.float32)
-    if x.ndim != 3 or x.shape[-1] == 0:
-        raise CodecError(
-            f"codec {name!r}: expected audio [B, C, T] with T > 0, got shape {tuple(x.shape)}; "
-            "add batch/channel axes with wav[None] or wav[None, None]"
-        )
-    return x
+def _as_numpy_batch(codec: Codec, wav: Any) -> np.ndarray:
+    """torch/numpy `[B, C, T]` -> float32 numpy `[B, C, T]`, through `codec.check_input` (dtype, layout,
+    NaN/Inf and level checks; clipping for codecs with `clip_input`)."""
+    return codec.check_input(wav).numpy()
 
 
-def _prepare(wav: Any, name: str, codec_rate: int, channels: int | None, sample_rate: int | None) -> np.ndarray:
+def _prepare(codec: Codec, wav: Any, codec_rate: int, channels: int | None, sample_rate: int | None) -> np.ndarray:
     """Input `[B, C, T]` at `sample_rate` (default: codec_rate) -> numpy `[B, channels, T']` at codec_rate."""
     from bench import audio as au
 
-    x = _as_numpy_batch(wav, name)
+    x = _as_numpy_batch(codec, wav)
     if channels is not None and x.shape[1] != channels:
         try:
             x = np.stack([au.to_channels(item, channels) for item in x])
         except au.AudioError as err:
-            raise CodecError(f"codec {name!r}: {err}") from err
+            raise CodecError(f"codec {codec.name!r}: {err}") from err
     if sample_rate is not None and int(sample_rate) != codec_rate:
         x = np.stack([au.resample(item, int(sample_rate), codec_rate) for item in x])
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -116,9 +109,13 @@ def _check_decode_rate(enc: Encoded, rate: int, name: str) -> None:
 
 
 class _Classic(Codec):
-    """Common parts of the weight-free codecs."""
+    """Common parts of the weight-free codecs. Their encoders take any channel count (mixed to mono) and
+    samples in [-1, 1] only: louder input is clipped with a warning, absurd peaks (> 100) refused
+    (`Codec.check_input`): LAME aborts the whole process on samples around 1e6 or on NaN."""
 
     licence: ClassVar[str] = ""
+    mixes_channels: ClassVar[bool] = True
+    clip_input: ClassVar[bool] = True
 
     def embed(self, wav):
         raise NotImplementedError(

@@ -28,6 +28,8 @@ class Identity(_Classic):
     """
 
     name = "identity"
+    code_version = "1"
+    clip_input = False  # passes anything in [-100, 100] through exactly
     licence = "-"
     _warned: ClassVar[bool] = False
 
@@ -54,7 +56,7 @@ class Identity(_Classic):
         """wav float32 `[B, C, T]` (at `sample_rate`, else meta.sample_rate) -> Encoded, codes `[B, C, T]`."""
         import torch
 
-        x = _as_numpy_batch(wav, self.name)
+        x = _as_numpy_batch(self, wav)
         rate = sample_rate or self.meta.sample_rate
         if rate is None:
             if not Identity._warned:

@@ -51,6 +51,7 @@ class MP3(_Classic):
     """
 
     name = "mp3"
+    code_version = "1"
     licence = "LGPL-2.0 (LAME)"
 
     def __init__(self, kbps: float = 16, sample_rate: int | None = None):
@@ -103,7 +104,7 @@ class MP3(_Classic):
     def encode(self, wav, sample_rate: int | None = None) -> Encoded:
         """wav float32 `[B, C, T]` at meta.sample_rate (or `sample_rate`) -> Encoded, codes `[B, 1, N]` bytes."""
         av = _import_av()
-        x = _prepare(wav, self.name, self.sample_rate, 1, sample_rate)
+        x = _prepare(self, wav, self.sample_rate, 1, sample_rate)
         payload, delays = [], []
         for item in x:
             ctx = av.CodecContext.create("libmp3lame", "w")

@@ -64,6 +64,7 @@ class Opus(_Classic):
     """
 
     name = "opus"
+    code_version = "1"
     licence = "BSD-3-Clause (libopus)"
 
     def __init__(self, kbps: float = 6, sample_rate: int = 48000, application: str = "audio"):
@@ -98,7 +99,7 @@ class Opus(_Classic):
 
     def encode(self, wav, sample_rate: int | None = None) -> Encoded:
         """wav float32 `[B, C, T]` at meta.sample_rate (or `sample_rate`) -> Encoded, codes `[B, 1, N]` bytes."""
-        x = _prepare(wav, self.name, self.sample_rate, 1, sample_rate)
+        x = _prepare(self, wav, self.sample_rate, 1, sample_rate)
         payload, sizes = [], []
         for item in x:
             ctx = _opus_encoder(self.sample_rate, self.kbps, self.application)

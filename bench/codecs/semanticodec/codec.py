@@ -106,6 +106,7 @@ class SemantiCodec(Codec):
 
     name = "semanticodec"
     code_version = "1"
+    mixes_channels = True  # channels are averaged to mono
     batch_items = 8  # items per runner call: their windows share the BiLSTM and UNet batches
 
     def __init__(self, token_rate: int = 100, vocab: int = 16384, ddim_steps: int = 50, cfg_scale: float = 2.0,
@@ -207,28 +208,23 @@ class SemantiCodec(Codec):
         return self
 
     def weights_digest(self) -> str:
+        """16 hex digits of the sha256 over the three weight files' names and contents (each file hashed once
+        per version on disk, `bench.codecs.digests`); "random" for random weights."""
         if self._digest is None:
-            import hashlib
+            from bench.codecs.digests import files_digest
 
-            h = hashlib.sha256()
-            for path in (self._weight_files.encoder, self._weight_files.decoder, self._weight_files.codebook):
-                st = path.stat()  # name, size and mtime: hashing GBs of weights per run is too slow
-                h.update(f"{path.name}:{st.st_size}:{int(st.st_mtime)}".encode())
-            self._digest = h.hexdigest()[:16]
+            files = (self._weight_files.encoder, self._weight_files.decoder, self._weight_files.codebook)
+            self._digest = files_digest(files)[:16]
         return self._digest
 
     # -- audio in ---------------------------------------------------------------------------------
 
     def _prepare(self, wav, sample_rate: int | None, lengths) -> tuple[torch.Tensor, list[int]]:
         """`[B, C, T]` at sample_rate -> (`[B, T16]` mono at 16 kHz, valid lengths at 16 kHz); checks each item."""
-        x = torch.as_tensor(wav)
-        if x.dim() != 3:
-            raise CodecError(f"semanticodec.encode expects audio [B, C, T], got shape {tuple(x.shape)}")
+        x = self.check_input(wav, lengths)  # dtype, layout, NaN/Inf, absurd levels (each names the item)
         sr = int(sample_rate or C.SAMPLE_RATE)
         b, _, t = x.shape
         lengths = [t] * b if lengths is None else [int(n) for n in lengths]
-        if len(lengths) != b:
-            raise CodecError(f"got {len(lengths)} lengths for a batch of {b} items")
         items = []
         for i in range(b):
             a = x[i, :, : lengths[i]].detach().to("cpu", torch.float32).numpy().mean(axis=0, keepdims=True)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .onednn import weight_stamp
+from .onednn import DerivedWeights, register_clear_on_load
 
 LRELU_SLOPE = 0.1
 
@@ -37,6 +37,11 @@ def output_length(n_frames: int, upsample_rates: Sequence[int] = (5, 4, 2, 2, 2)
     for u, k in zip(upsample_rates, upsample_kernel_sizes):
         length = (length - 1) * u - 2 * ((k - u) // 2) + k
     return length
+
+
+def _as_2d_kernel(w: torch.Tensor) -> torch.Tensor:
+    """A Conv1d/ConvTranspose1d kernel `[a, b, k]` as a channels-last 2-D kernel `[a, b, 1, k]`."""
+    return w[:, :, None, :].contiguous(memory_format=torch.channels_last)
 
 
 class ResBlock1(nn.Module):
@@ -86,17 +91,16 @@ class Generator(nn.Module):
             for k_r, d in zip(resblock_kernel_sizes, resblock_dilations):
                 self.resblocks.append(ResBlock1(ch, k_r, d))
         self.conv_post = nn.Conv1d(ch, 1, 7, 1, padding=3)
-        self._kernels: dict = {}  # module -> ((data_ptr, version), kernel as [out, in, 1, k] channels-last)
+        # module -> its kernel as [out, in, 1, k] channels-last (remade when the weight changes or a state dict
+        # is loaded, every call for inference tensors: see onednn.DerivedWeights)
+        self._kernels = DerivedWeights()
+        register_clear_on_load(self, self._kernels)
 
     def _kernel(self, m: nn.Module) -> torch.Tensor:
         w = m.weight
         if torch.is_grad_enabled():  # training: no cache, so gradients reach the parameter
-            return w[:, :, None, :].contiguous(memory_format=torch.channels_last)
-        stamp = weight_stamp(w)
-        hit = self._kernels.get(m)
-        if hit is None or hit[0] != stamp:
-            hit = self._kernels[m] = (stamp, w[:, :, None, :].contiguous(memory_format=torch.channels_last))
-        return hit[1]
+            return _as_2d_kernel(w)
+        return self._kernels.get(m, w, _as_2d_kernel)
 
     def _conv(self, m: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """`nn.Conv1d` / `nn.ConvTranspose1d` m applied to x `[B, C, 1, L]` as a channels-last 2-D convolution."""
