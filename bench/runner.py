@@ -161,8 +161,7 @@ def process_reference(metrics: list, item) -> dict[str, Any]:
 def metric_key(metric) -> str:
     """The key a metric's scores are stored under: its identity plus a digest of its code version and
     backend (`Metric.fingerprint()`), so a changed metric never reuses old scores."""
-    fingerprint = getattr(metric, "fingerprint", None)  # TRANSITION
-    return fingerprint() if fingerprint else metric.identity()
+    return metric.fingerprint()
 
 
 def _reason(err: BaseException) -> str:
@@ -316,6 +315,11 @@ def run(codecs: Iterable[str | CodecSpec] | str = ("identity",), tasks: Iterable
         built.append((spec, codec))
     metric_objs = _build_metrics(metrics, load_metric)
     task_objs = [load_task(t) for t in tasks]
+    names = [t.name for t in task_objs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"task {twice[0]} is named twice in one run; its results would share one key: "
+                         "run each root into its own --out workspace")
     task_items = {t.name: _task_items(t, limit) for t in task_objs}
     store = ResultStore(out)
     with store.writer():
@@ -347,8 +351,11 @@ def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: l
     for m in metric_objs:
         store.add_metric(metric_key(m), m.name, m.key, {**m.meta.to_dict(), "identity": m.identity(),
                                                         "version": _version(m)})
-    signatures = {}
-    for task in task_objs:  # an item whose file changed loses every result computed from its old content
+    from bench.tasks.segments import manifest_digest
+
+    signatures, manifests = {}, {}
+    for task in task_objs:
+        manifests[task.name] = manifest_digest(task_items[task.name])  # an item whose file changed loses every result computed from its old content
         for item in task_items[task.name]:
             sig = item.signature()
             signatures[(task.name, item.id)] = sig
@@ -360,7 +367,7 @@ def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: l
     total = sum(len(v) for v in task_items.values()) * len(built)
     bar = progress(total, "items") if progress else _NoProgress()
     codec_work = 0
-    ctx = _CellContext(store, signatures, retry_failed)
+    ctx = _CellContext(store, signatures, manifests, retry_failed)
     try:
         if floor_metrics:
             store.add_codec(REFERENCE, REFERENCE, {}, "reference (uncoded)", None,
@@ -402,6 +409,7 @@ class _CellContext:
 
     store: ResultStore
     signatures: dict[tuple[str, str], str]
+    manifests: dict[str, str]  # task -> content digest of the items run (portable: sizes, not mtimes)
     retry_failed: bool
 
     def cache(self, fp: str, task: str, item: str) -> Path:
@@ -585,7 +593,8 @@ def _write_cells(ctx: _CellContext, codec, fp: str, task, items: list, metrics: 
             1 for i in ids if i not in rows and any(
                 f["stage"] in ("load", "codec") or f["metric"] == key for f in failures.get(i, [])))
         value = m.aggregate(list(rows.values())) if rows else float("nan")
-        store.write_cell(fp, task.name, key, value, len(rows), n_failed, skipped, {"key": m.key},
+        store.write_cell(fp, task.name, key, value, len(rows), n_failed, skipped,
+                         {"key": m.key, "manifest": ctx.manifests.get(task.name)},
                          items_digest=digest, codec_version=_version(codec) if codec is not None else None,
                          metric_version=_version(m))
 
@@ -612,7 +621,8 @@ def _run_task_metric(ctx: _CellContext, metric, codec, fp: str, task, items: lis
         store.record_item(fp, task.name, "*", failures=[("metric", key, _reason(err))])
         return
     store.write_cell(fp, task.name, key, float(values[metric.key]), int(values.get("n", len(items))),
-                     int(values.get("n_failed", 0)), 0, values, items_digest=digest,
+                     int(values.get("n_failed", 0)), 0, {**values, "manifest": ctx.manifests.get(task.name)},
+                     items_digest=digest,
                      codec_version=_version(codec) if codec is not None else None, metric_version=_version(metric))
 
 

@@ -488,6 +488,18 @@ class ResultStore:
 
         return pd.read_sql_query("SELECT * FROM items", self.db)
 
+    def scores_frame(self):
+        """Every per-item score: fingerprint, task, item, metric (key), key (value name), value."""
+        import pandas as pd
+
+        return pd.read_sql_query("SELECT * FROM scores", self.db)
+
+    def encodes_frame(self):
+        """Every item's encodes row: measured bits/s, seconds, timings, cache path."""
+        import pandas as pd
+
+        return pd.read_sql_query("SELECT * FROM encodes", self.db)
+
     # -- descriptions for reports -------------------------------------------------------------------
 
     def metric_rows(self) -> list[tuple[str, dict[str, Any]]]:

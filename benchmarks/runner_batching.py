@@ -12,7 +12,6 @@ Timings on a loaded machine are noisy: compare the ratio from one run.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 import tempfile
 import time
@@ -22,15 +21,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import bench  # noqa: E402
 from bench.registry import parse_spec  # noqa: E402
+from bench.store import ResultStore  # noqa: E402
 
 
 def per_item(ws: Path) -> dict:
-    with sqlite3.connect(ws / "results.sqlite") as db:
-        rows = {("bps", r[0]): r[1] for r in db.execute("SELECT item, bits_per_second FROM encodes")}
-        rows.update({(r[0], r[1], r[2]): r[3] for r in db.execute("SELECT item, metric, key, value FROM scores")})
-        # task-level metrics (the HEAR probe) leave one value per task and metric in `cells`
-        rows.update({("cell", r[0], r[1]): r[2] for r in db.execute("SELECT task, metric, value FROM cells")
-                     if r[2] is not None})
+    store = ResultStore(ws, readonly=True)
+    rows = {("bps", r.item): r.bits_per_second for r in store.encodes_frame().itertuples()}
+    rows.update({(r.item, r.metric, r.key): r.value for r in store.scores_frame().itertuples()})
+    # task-level metrics (the HEAR probe) leave one value per task and metric in the cells
+    rows.update({("cell", r.task, r.metric): r.value for r in store.cells().itertuples() if r.value == r.value})
+    store.close()
     return rows
 
 

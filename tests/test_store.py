@@ -387,3 +387,26 @@ def test_reports_show_only_cells_of_the_code_installed_now(tmp_path, audio_dir, 
     assert again.codec_work == 0 and fakes.CALLS["l1"] - scored == 5  # the audio is current; the metric reruns
     rows = summary_frame(ResultStore(ws, readonly=True)).query("codec == 'gain'")
     assert len(rows) == 1 and rows.metric_version.iloc[0] == "7" and rows.n.iloc[0] == 5
+
+
+def test_cells_carry_a_portable_manifest_of_their_items(tmp_path, audio_dir):
+    import json
+
+    copy = tmp_path / "elsewhere" / "clips"
+    shutil.copytree(audio_dir, copy)  # another path, other mtimes, the same files
+    for p in copy.iterdir():
+        os.utime(p, (1, 1))
+    manifests = []
+    for i, folder in enumerate([audio_dir, copy]):
+        res = bench.run(codecs="gain", tasks=f"files:{folder}", metrics="l1", out=tmp_path / f"ws{i}", jobs=1)
+        cell = res.store.cells().query("codec == 'gain'").iloc[0]
+        manifests.append(json.loads(cell.extra)["manifest"])
+    assert manifests[0] == manifests[1] and len(manifests[0]) == 64
+    (copy / "transcripts.tsv").write_text("good0\tanother text\n")
+    res = bench.run(codecs="gain", tasks=f"files:{copy}", metrics="l1", out=tmp_path / "ws2", jobs=1)
+    assert json.loads(res.store.cells().query("codec == 'gain'").extra.iloc[0])["manifest"] != manifests[0]
+
+
+def test_one_task_twice_in_a_run_is_refused(tmp_path, audio_dir):
+    with pytest.raises(ValueError, match="named twice"):
+        bench.run(codecs="gain", tasks=[f"files:{audio_dir}", f"files:{audio_dir}/"], metrics="l1", out=tmp_path / "ws")
