@@ -276,35 +276,37 @@ def _names(value, what: str, allow_none: bool = False) -> list | None:
     return names
 
 
-def _check_limit(limit) -> int | None:
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-        raise ValueError(f"limit must be a whole number of items >= 1 (or None for all), got {limit!r}")
-    return int(limit)
-
-
 def run(codecs: Iterable[str | CodecSpec] | str = ("identity",), tasks: Iterable[str] | str = ("demo-speech",),
         metrics: Iterable[str] | str | None = None, out: str | Path = "bench-out", *, limit: int | None = None,
-        device: str = "cpu", jobs: int | None = None, progress: ProgressFactory | None = None,
-        retry_failed: bool = False) -> Results:
+        subset_seed: int | None = None, shard: str | tuple[int, int] | None = None, device: str = "cpu",
+        jobs: int | None = None, executor: str = "local", address: str | None = None,
+        gpus_per_worker: float = 0.0, progress: ProgressFactory | None = None, retry_failed: bool = False) -> Results:
     """Run codecs over tasks and score them. Returns Results (see `Results.to_frame`).
 
     codecs: specs such as "opus:bitrate=6" or "encodec:bandwidth=6" (one string or a list); tasks: names
     such as "demo-speech" or "files:PATH"; metrics: names ("mel", "visqol:mode=audio"); None = every default
-    metric available. out: workspace folder holding results.sqlite and the output cache. jobs: worker
-    processes (None: 2 for weight-free codecs, 1 for neural ones and for codecs that batch items; batching
-    needs jobs=1). limit: the first N items of each task (N >= 1).
+    metric available. out: workspace folder holding results.sqlite and the output cache.
+    limit: N items of each task (N >= 1): the first N, or N drawn with `subset_seed` (the same on every
+    machine). shard: "K/N" runs the K-th of N disjoint parts of the items (by id); `bench merge` unites the
+    shards' workspaces into the results of one run.
+    jobs: worker processes (None: 2 for weight-free codecs, 1 for neural ones and for codecs that batch items;
+    batching needs jobs=1). executor: "local" (worker processes here) or "ray" (Ray actors, `address` of a
+    running cluster or a local one; `gpus_per_worker`).
     """
     from bench.metrics import load_metric
+    from bench.selection import check_limit, parse_shard, task_items
     from bench.tasks import load_task
 
     started = time.perf_counter()
     codecs, tasks = _names(codecs, "codecs"), _names(tasks, "tasks")
     metrics = _names(metrics, "metrics", allow_none=True)
-    limit = _check_limit(limit)
+    limit, shard = check_limit(limit), parse_shard(shard)
+    if subset_seed is not None and (isinstance(subset_seed, bool) or not isinstance(subset_seed, int)):
+        raise ValueError(f"subset_seed must be a whole number, got {subset_seed!r}")
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ValueError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    if executor not in ("local", "ray"):
+        raise ValueError(f"executor must be local or ray, got {executor!r}")
     _WARNED_LOAD.clear()
     check_device(device)
     specs = [CodecSpec.parse(c) for c in codecs]
@@ -320,79 +322,99 @@ def run(codecs: Iterable[str | CodecSpec] | str = ("identity",), tasks: Iterable
     if twice:
         raise ValueError(f"task {twice[0]} is named twice in one run; its results would share one key: "
                          "run each root into its own --out workspace")
-    task_items = {t.name: _task_items(t, limit) for t in task_objs}
+    plan = _Plan({t.name: task_items(t, limit, subset_seed) for t in task_objs}, shard,
+                 {"limit": limit, "subset_seed": subset_seed, "shard": f"{shard[0]}/{shard[1]}" if shard else None,
+                  "device": device, "executor": executor})
+    workers = _Workers(jobs, device, executor, address, gpus_per_worker)
     store = ResultStore(out)
     with store.writer():
-        codec_work = _run_matrix(store, built, metric_objs, task_objs, task_items, limit=limit, device=device,
-                                 jobs=jobs, progress=progress, retry_failed=retry_failed)
+        codec_work = _run_matrix(store, built, metric_objs, task_objs, plan, workers, progress=progress,
+                                 retry_failed=retry_failed)
     fps = [c.fingerprint() for _, c in built]
     return Results(store, fps, [t.name for t in task_objs], [metric_key(m) for m in metric_objs],
                    time.perf_counter() - started, codec_work)
 
 
-def _task_items(task, limit: int | None) -> list:
-    """The task's items (the first `limit`), checked for ids that two items share."""
-    items = task.items()
-    seen: dict[str, Any] = {}
-    for item in items:
-        if item.id in seen:
-            raise ValueError(f"task {task.name}: two items share the id {item.id!r} "
-                             f"({seen[item.id].path} and {item.path}); give them distinct names")
-        seen[item.id] = item
-    return items[:limit] if limit else items
+@dataclass
+class _Plan:
+    """The items of each task this run covers: all of them (task-level evaluations) and this shard's."""
+
+    items: dict[str, list]  # task -> every item (after --limit)
+    shard: tuple[int, int] | None
+    config: dict[str, Any]
+
+    def shard_items(self, task: str) -> list:
+        from bench.selection import shard_items
+
+        return shard_items(self.items[task], self.shard)
 
 
-def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: list, task_items: dict, *,
-                limit, device: str, jobs, progress, retry_failed: bool) -> int:
+@dataclass
+class _Workers:
+    """Where items run: jobs, device and executor (local worker processes or Ray actors)."""
+
+    jobs: int | None
+    device: str
+    executor: str = "local"
+    address: str | None = None
+    gpus_per_worker: float = 0.0
+
+
+def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: list, plan: _Plan,
+                workers: _Workers, *, progress, retry_failed: bool) -> int:
+    from bench.selection import owns_task
+    from bench.tasks.segments import manifest_digest
+
     run_id = store.start_run(
         {"codecs": [c.label for _, c in built], "tasks": [t.name for t in task_objs],
-         "metrics": [m.identity() for m in metric_objs], "limit": limit, "device": device},
-        environment())
+         "metrics": [m.identity() for m in metric_objs], **plan.config}, environment())
     for m in metric_objs:
         store.add_metric(metric_key(m), m.name, m.key, {**m.meta.to_dict(), "identity": m.identity(),
                                                         "version": _version(m)})
-    from bench.tasks.segments import manifest_digest
-
     signatures, manifests = {}, {}
-    for task in task_objs:
-        manifests[task.name] = manifest_digest(task_items[task.name])  # an item whose file changed loses every result computed from its old content
-        for item in task_items[task.name]:
+    for task in task_objs:  # an item whose file changed loses every result computed from its old content
+        manifests[task.name] = manifest_digest(plan.items[task.name])
+        for item in plan.items[task.name]:
             sig = item.signature()
             signatures[(task.name, item.id)] = sig
             store.sync_item(task.name, item.id, sig)
 
     item_metrics = [m for m in metric_objs if m.meta.level == "item"]
     task_metrics = [m for m in metric_objs if m.meta.level == "task"]
+    owned = [t for t in task_objs if owns_task(manifests[t.name], plan.shard)]  # whole-task evaluations here
     floor_metrics = [m for m in item_metrics if m.meta.floor]
-    total = sum(len(v) for v in task_items.values()) * len(built)
+    total = sum(len(plan.shard_items(t.name)) for t in task_objs) * len(built)
     bar = progress(total, "items") if progress else _NoProgress()
     codec_work = 0
-    ctx = _CellContext(store, signatures, manifests, retry_failed)
+    ctx = _CellContext(store, signatures, manifests, retry_failed, plan.config.get("shard"))
     try:
         if floor_metrics:
             store.add_codec(REFERENCE, REFERENCE, {}, "reference (uncoded)", None,
                             {"name": REFERENCE, "description": "the uncoded audio scored against itself"})
-            with _Pool(None, sorted(m.identity() for m in floor_metrics), jobs or 1, device) as pool:
+            with _Pool(None, sorted(m.identity() for m in floor_metrics), workers, workers.jobs or 1) as pool:
                 for task in task_objs:
-                    _run_cell(ctx, None, REFERENCE, task, task_items[task.name], floor_metrics, pool, _NoProgress())
-        if task_metrics:  # the same evaluation on the uncoded audio (the probe's log-mel reference row)
+                    _run_cell(ctx, None, REFERENCE, task, plan.shard_items(task.name), floor_metrics, pool,
+                              _NoProgress())
+        if task_metrics and owned:  # the same evaluation on the uncoded audio (the probe's log-mel reference row)
             store.add_codec(REFERENCE, REFERENCE, {}, "reference (uncoded)", None,
                             {"name": REFERENCE, "description": "the uncoded audio"})
-            for task in task_objs:
+            for task in owned:
                 for m in task_metrics:
-                    _run_task_metric(ctx, m, None, REFERENCE, task, task_items[task.name])
+                    _run_task_metric(ctx, m, None, REFERENCE, task, plan.items[task.name])
         for spec, codec in built:
             fp = codec.fingerprint()
             store.add_codec(fp, codec.name, codec.options, codec.label, _nominal_kbps(codec),
                             {**codec.meta.to_dict(), "fingerprint": fp, "weights": codec.weights_digest(),
                              "code_version": codec.code_version})
-            n_jobs = jobs if jobs else (1 if codec.meta.needs_weights or batch_size(codec) > 1
-                                        else min(2, os.cpu_count() or 1))
-            with _Pool(spec, sorted(m.identity() for m in item_metrics), n_jobs, device) as pool:
+            n_jobs = workers.jobs if workers.jobs else (
+                1 if codec.meta.needs_weights or batch_size(codec) > 1 else min(2, os.cpu_count() or 1))
+            with _Pool(spec, sorted(m.identity() for m in item_metrics), workers, n_jobs) as pool:
                 for task in task_objs:
-                    codec_work += _run_cell(ctx, codec, fp, task, task_items[task.name], item_metrics, pool, bar)
-                    for m in task_metrics:
-                        _run_task_metric(ctx, m, codec, fp, task, task_items[task.name])
+                    codec_work += _run_cell(ctx, codec, fp, task, plan.shard_items(task.name), item_metrics, pool,
+                                            bar)
+                    if task in owned:
+                        for m in task_metrics:
+                            _run_task_metric(ctx, m, codec, fp, task, plan.items[task.name])
     finally:
         bar.close()
         store.finish_run(run_id)
@@ -409,16 +431,26 @@ class _CellContext:
 
     store: ResultStore
     signatures: dict[tuple[str, str], str]
-    manifests: dict[str, str]  # task -> content digest of the items run (portable: sizes, not mtimes)
+    manifests: dict[str, str]  # task -> content digest of all the run's items (portable: sizes, not mtimes)
     retry_failed: bool
+    shard: str | None = None  # "K/N" when this run is one shard
 
     def cache(self, fp: str, task: str, item: str) -> Path:
         return self.store.cache_path(fp, task, item, self.signatures.get((task, item), ""))
 
+    def pairs(self, task: str, items: list) -> list[tuple[str, str]]:
+        return [(i.id, self.signatures.get((task, i.id), "")) for i in items]
+
     def digest(self, task: str, items: list) -> str:
         from bench.store import items_digest
 
-        return items_digest([(i.id, self.signatures.get((task, i.id), "")) for i in items])
+        return items_digest(self.pairs(task, items))
+
+    def extra(self, task: str) -> dict[str, Any]:
+        out = {"manifest": self.manifests.get(task)}
+        if self.shard:
+            out["shard"] = self.shard
+        return out
 
 
 def check_device(device: str) -> None:
@@ -467,18 +499,30 @@ def _nominal_kbps(codec) -> float | None:
 
 
 class _Pool:
-    """Worker processes for one codec, started on first use and kept across its tasks (models load once)."""
+    """Workers for one codec (processes here, or Ray actors), started on first use and kept across its
+    tasks (models load once per worker)."""
 
-    def __init__(self, spec: CodecSpec | None, metric_ids: list[str], jobs: int, device: str = "cpu"):
-        self.spec, self.metric_ids, self.jobs, self.device = spec, metric_ids, jobs, device
+    def __init__(self, spec: CodecSpec | None, metric_ids: list[str], workers: _Workers, jobs: int):
+        self.spec, self.metric_ids, self.workers, self.jobs = spec, metric_ids, workers, jobs
         self._pool = None
+
+    @property
+    def remote(self) -> bool:
+        """Items go to the workers (not this process) when there is more than one, or on Ray."""
+        return self.jobs > 1 or self.workers.executor == "ray"
 
     def get(self):
         if self._pool is None:
-            from bench.executors.local import LocalPool
+            args = (self.spec, self.metric_ids, self.workers.device, _registry_entries(self.spec, self.metric_ids))
+            if self.workers.executor == "ray":
+                from bench.executors.ray import RayPool
 
-            args = (self.spec, self.metric_ids, self.device, _registry_entries(self.spec, self.metric_ids))
-            self._pool = LocalPool("bench.runner:_worker_init", args, self.jobs)
+                self._pool = RayPool("bench.runner:_worker_init", args, self.jobs, address=self.workers.address,
+                                     gpus_per_worker=self.workers.gpus_per_worker)
+            else:
+                from bench.executors.local import LocalPool
+
+                self._pool = LocalPool("bench.runner:_worker_init", args, self.jobs)
         return self._pool
 
     def close(self) -> None:
@@ -538,7 +582,7 @@ def _run_cell(ctx: _CellContext, codec, fp: str, task, items: list, metrics: lis
                         stage, f" ({metric})" if metric else "", error)
         bar.update(1)
 
-    if pool is not None and pool.jobs > 1 and len(todo) > 1:
+    if pool is not None and todo and pool.remote and (len(todo) > 1 or pool.workers.executor == "ray"):
         from bench.executors.local import WorkerCrash
 
         by_id = {item.id: item for item, _, _ in todo}
@@ -594,9 +638,9 @@ def _write_cells(ctx: _CellContext, codec, fp: str, task, items: list, metrics: 
                 f["stage"] in ("load", "codec") or f["metric"] == key for f in failures.get(i, [])))
         value = m.aggregate(list(rows.values())) if rows else float("nan")
         store.write_cell(fp, task.name, key, value, len(rows), n_failed, skipped,
-                         {"key": m.key, "manifest": ctx.manifests.get(task.name)},
-                         items_digest=digest, codec_version=_version(codec) if codec is not None else None,
-                         metric_version=_version(m))
+                         {"key": m.key, **ctx.extra(task.name)}, items_digest=digest,
+                         codec_version=_version(codec) if codec is not None else None,
+                         metric_version=_version(m), items=ctx.pairs(task.name, items))
 
 
 def _run_task_metric(ctx: _CellContext, metric, codec, fp: str, task, items: list) -> None:
@@ -621,8 +665,8 @@ def _run_task_metric(ctx: _CellContext, metric, codec, fp: str, task, items: lis
         store.record_item(fp, task.name, "*", failures=[("metric", key, _reason(err))])
         return
     store.write_cell(fp, task.name, key, float(values[metric.key]), int(values.get("n", len(items))),
-                     int(values.get("n_failed", 0)), 0, {**values, "manifest": ctx.manifests.get(task.name)},
-                     items_digest=digest,
+                     int(values.get("n_failed", 0)), 0, {**values, **ctx.extra(task.name)},
+                     items_digest=digest, items=ctx.pairs(task.name, items),
                      codec_version=_version(codec) if codec is not None else None, metric_version=_version(metric))
 
 

@@ -53,7 +53,7 @@ CREATE TABLE failures (
     PRIMARY KEY (fingerprint, task, item, stage, metric));
 CREATE TABLE cells (
     fingerprint TEXT, task TEXT, metric TEXT, value REAL, n INTEGER, n_failed INTEGER, n_skipped INTEGER,
-    extra TEXT, updated REAL, items_digest TEXT, codec_version TEXT, metric_version TEXT,
+    extra TEXT, updated REAL, items_digest TEXT, codec_version TEXT, metric_version TEXT, items TEXT,
     PRIMARY KEY (fingerprint, task, metric));
 """
 
@@ -65,7 +65,7 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     recomputes them from the stored per-item scores); per-item rows are kept.
     """
     db.execute("ALTER TABLE items ADD COLUMN signature TEXT")
-    for column in ("items_digest", "codec_version", "metric_version"):
+    for column in ("items_digest", "codec_version", "metric_version", "items"):
         db.execute(f"ALTER TABLE cells ADD COLUMN {column} TEXT")
     db.execute("DELETE FROM cells")
 
@@ -440,23 +440,29 @@ class ResultStore:
 
     def write_cell(self, fingerprint: str, task: str, metric: str, value: float, n: int, n_failed: int,
                    n_skipped: int, extra: dict[str, Any] | None = None, *, items_digest: str | None = None,
-                   codec_version: str | None = None, metric_version: str | None = None) -> None:
-        """One summary value of (codec, task, metric) with the item set and code versions it covers."""
+                   codec_version: str | None = None, metric_version: str | None = None,
+                   items: list[tuple[str, str]] | None = None) -> None:
+        """One summary value of (codec, task, metric) with the item set and code versions it covers.
+
+        items: the (item id, content signature) pairs it summarises (`bench merge` unites shards' sets).
+        """
         with self.db:
-            self.db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (fingerprint, task, metric, value, n, n_failed, n_skipped,
                              json.dumps(extra or {}, default=str), time.time(), items_digest, codec_version,
-                             metric_version))
+                             metric_version, json.dumps(items) if items is not None else None))
 
     def cell(self, fingerprint: str, task: str, metric: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT value, n, n_failed, n_skipped, extra, items_digest, codec_version, "
-                              "metric_version FROM cells WHERE fingerprint=? AND task=? AND metric=?",
+                              "metric_version, items FROM cells WHERE fingerprint=? AND task=? AND metric=?",
                               (fingerprint, task, metric)).fetchone()
         if row is None:
             return None
-        cols = ("value", "n", "n_failed", "n_skipped", "extra", "items_digest", "codec_version", "metric_version")
+        cols = ("value", "n", "n_failed", "n_skipped", "extra", "items_digest", "codec_version", "metric_version",
+                "items")
         out = dict(zip(cols, row))
         out["extra"] = json.loads(out["extra"] or "{}")
+        out["items"] = [tuple(p) for p in json.loads(out["items"])] if out["items"] else None
         return out
 
     def cells(self):
@@ -465,7 +471,7 @@ class ResultStore:
 
         sql = """
             SELECT c.fingerprint, c.task, c.metric, c.value, c.n, c.n_failed, c.n_skipped, c.extra,
-                   c.items_digest, c.codec_version, c.metric_version, c.updated,
+                   c.items_digest, c.codec_version, c.metric_version, c.updated, c.items,
                    k.name AS codec, k.options, k.label, k.nominal_kbps, k.meta AS codec_meta,
                    m.name AS metric_name, m.meta AS metric_meta
             FROM cells c LEFT JOIN codecs k ON k.fingerprint = c.fingerprint
@@ -511,6 +517,27 @@ class ResultStore:
         """(fingerprint, label, meta) of every codec the workspace has seen."""
         rows = self.db.execute("SELECT fingerprint, label, meta FROM codecs ORDER BY label").fetchall()
         return [(fp, label, json.loads(meta or "{}")) for fp, label, meta in rows]
+
+    def codec_records(self) -> list[dict[str, Any]]:
+        """Every codec row whole: fingerprint, name, options (dict), label, nominal_kbps, meta (dict)."""
+        cols = ("fingerprint", "name", "options", "label", "nominal_kbps", "meta")
+        out = [dict(zip(cols, r)) for r in self.db.execute(f"SELECT {', '.join(cols)} FROM codecs")]
+        for r in out:
+            r["options"], r["meta"] = json.loads(r["options"] or "{}"), json.loads(r["meta"] or "{}")
+        return out
+
+    def metric_records(self) -> list[dict[str, Any]]:
+        """Every metric row whole: identity (the storage key), name, key (primary value), meta (dict)."""
+        cols = ("identity", "name", "key", "meta")
+        out = [dict(zip(cols, r)) for r in self.db.execute(f"SELECT {', '.join(cols)} FROM metrics")]
+        for r in out:
+            r["meta"] = json.loads(r["meta"] or "{}")
+        return out
+
+    def runs(self) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT id, started, finished, config, environment FROM runs ORDER BY id").fetchall()
+        return [{"id": r[0], "started": r[1], "finished": r[2], "config": json.loads(r[3] or "{}"),
+                 "environment": json.loads(r[4] or "{}")} for r in rows]
 
     def item_counts(self, task: str) -> list[tuple[str, int]]:
         """(item, number of codecs that coded it) for one task, most-coded first."""

@@ -1,0 +1,84 @@
+"""Shards (`--shard K/N`) and `bench merge`: merged shards equal one run (issue 12, item 4)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import bench
+from bench.merge import MergeError, merge
+from bench.selection import parse_shard, shard_items, task_items
+from bench.store import ResultStore
+
+import fakes
+
+
+@pytest.fixture(autouse=True)
+def _fakes(monkeypatch):
+    fakes.install(monkeypatch)
+
+
+RUN = dict(codecs=["gain:gain=0.5", "gain:gain=0.8"], metrics=["l1", "peak", "itemcount"], jobs=1)
+
+
+def _rows(ws):
+    store = ResultStore(ws, readonly=True)
+    scores = sorted(map(tuple, store.scores_frame()[["fingerprint", "task", "item", "metric", "key", "value"]]
+                        .itertuples(index=False)))
+    cells = store.cells()[["fingerprint", "task", "metric", "value", "n", "n_failed", "n_skipped", "items_digest"]]
+    cells = sorted((tuple("nan" if isinstance(v, float) and math.isnan(v) else v for v in r)
+                    for r in cells.itertuples(index=False)), key=str)
+    failures = sorted((f["fingerprint"], f["item"], f["stage"], f["metric"]) for f in store.failures())
+    store.close()
+    return scores, cells, failures
+
+
+def test_shards_merged_equal_one_run(tmp_path, audio_dir):
+    task = f"files:{audio_dir}"
+    bench.run(tasks=[task], out=tmp_path / "whole", **RUN)
+    for k in (1, 2, 3):
+        bench.run(tasks=[task], out=tmp_path / f"s{k}", shard=f"{k}/3", **RUN)
+    parts = [_rows(tmp_path / f"s{k}")[0] for k in (1, 2, 3)]
+    assert sum(len(p) for p in parts) == len(_rows(tmp_path / "whole")[0])  # disjoint and complete
+    summary = merge([tmp_path / f"s{k}" for k in (1, 2, 3)], tmp_path / "merged")
+    assert summary.workspaces == 3 and summary.files > 0
+    assert _rows(tmp_path / "merged") == _rows(tmp_path / "whole")
+    # the merged workspace is a normal one: a re-run there codes and scores nothing again
+    again = bench.run(tasks=[task], out=tmp_path / "merged", **RUN)
+    assert again.codec_work == 0
+    assert _rows(tmp_path / "merged") == _rows(tmp_path / "whole")
+
+
+def test_a_missing_shard_is_refused_unless_allowed(tmp_path, audio_dir):
+    task = f"files:{audio_dir}"
+    for k in (1, 2):
+        bench.run(tasks=[task], out=tmp_path / f"s{k}", shard=f"{k}/3", **RUN)
+    with pytest.raises(MergeError, match=r"shard\(s\) 3/3 are missing"):
+        merge([tmp_path / "s1", tmp_path / "s2"], tmp_path / "merged")
+    summary = merge([tmp_path / "s1", tmp_path / "s2"], tmp_path / "partial", allow_partial=True)
+    assert summary.notes and "3/3" in summary.notes[0]
+
+
+def test_shards_of_other_item_lists_are_refused(tmp_path, audio_dir):
+    task = f"files:{audio_dir}"
+    bench.run(tasks=[task], out=tmp_path / "s1", shard="1/2", limit=4, **RUN)
+    bench.run(tasks=[task], out=tmp_path / "s2", shard="2/2", **RUN)
+    with pytest.raises(MergeError, match="different item lists"):
+        merge([tmp_path / "s1", tmp_path / "s2"], tmp_path / "merged")
+
+
+def test_shards_split_by_id_and_subsets_are_seeded(audio_dir):
+    items = bench.load_task(f"files:{audio_dir}").items()
+    parts = [shard_items(items, (k, 4)) for k in range(1, 5)]
+    assert sorted(i.id for p in parts for i in p) == sorted(i.id for i in items)
+    assert shard_items(list(reversed(items)), (2, 4)) == list(reversed(parts[1]))  # order does not matter
+    task = bench.load_task(f"files:{audio_dir}")
+    a, b = task_items(task, 4, subset_seed=7), task_items(task, 4, subset_seed=7)
+    assert [i.id for i in a] == [i.id for i in b] and len(a) == 4
+    assert [i.id for i in task_items(task, 4)] == [i.id for i in items[:4]]  # no seed: the first N
+    seeds = {tuple(i.id for i in task_items(task, 4, subset_seed=s)) for s in range(8)}
+    assert len(seeds) > 1
+    for bad in ("0/2", "3/2", "1-2", "x", (1, 0)):
+        with pytest.raises(ValueError, match="shard must be K/N"):
+            parse_shard(bad)
