@@ -120,7 +120,7 @@ def batch_outputs(codec, entries: list[tuple[Any, Path]]) -> dict[str, tuple[np.
     for item, cache in entries:
         try:
             audio, sr = item.load()
-            au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}")
+            au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}", max_seconds=item.max_seconds)
         except Exception:  # noqa: BLE001 - process_item records it
             continue
         ready.append((item, cache, au.resample(au.to_channels(audio, codec.meta.channels), sr, codec_sr)))
@@ -165,7 +165,7 @@ def batchable(item, cache: Path) -> bool:
         return False
     try:
         audio, sr = item.load()
-        au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}")
+        au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}", max_seconds=item.max_seconds)
     except Exception:  # noqa: BLE001 - recorded when the item runs
         return False
     return True

@@ -104,7 +104,7 @@ def process_item(codec, metrics: list, item, cache_file: Path, output: tuple | N
     result: dict[str, Any] = {"encode": None, "scores": {}, "failures": [], "item": None}
     try:
         audio, sr = item.load()
-        au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}")
+        au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}", max_seconds=item.max_seconds)
     except Exception as err:  # noqa: BLE001 - any unreadable input is one failure
         result["failures"].append(("load", "", _reason(err)))
         return result
@@ -143,7 +143,7 @@ def process_reference(metrics: list, item) -> dict[str, Any]:
     result: dict[str, Any] = {"encode": None, "scores": {}, "failures": [], "item": None}
     try:
         audio, sr = item.load()
-        au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}")
+        au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}", max_seconds=item.max_seconds)
     except Exception as err:  # noqa: BLE001
         result["failures"].append(("load", "", _reason(err)))
         return result
@@ -276,16 +276,21 @@ def _names(value, what: str, allow_none: bool = False) -> list | None:
     return names
 
 
-def run(codecs: Iterable[str | CodecSpec] | str = ("identity",), tasks: Iterable[str] | str = ("demo-speech",),
-        metrics: Iterable[str] | str | None = None, out: str | Path = "bench-out", *, limit: int | None = None,
-        subset_seed: int | None = None, shard: str | tuple[int, int] | None = None, device: str = "cpu",
-        jobs: int | None = None, executor: str = "local", address: str | None = None,
-        gpus_per_worker: float = 0.0, progress: ProgressFactory | None = None, retry_failed: bool = False) -> Results:
+def run(codecs: Iterable[str | CodecSpec] | str | None = None, tasks: Iterable[str] | str | None = None,
+        metrics: Iterable[str] | str | None = None, out: str | Path = "bench-out", *, preset: str | None = None,
+        limit: int | None = None, subset_seed: int | None = None, shard: str | tuple[int, int] | None = None,
+        device: str = "cpu", jobs: int | None = None, executor: str = "local", address: str | None = None,
+        gpus_per_worker: float = 0.0, max_seconds: float | None = None, progress: ProgressFactory | None = None,
+        retry_failed: bool = False) -> Results:
     """Run codecs over tasks and score them. Returns Results (see `Results.to_frame`).
 
-    codecs: specs such as "opus:bitrate=6" or "encodec:bandwidth=6" (one string or a list); tasks: names
-    such as "demo-speech" or "files:PATH"; metrics: names ("mel", "visqol:mode=audio"); None = every default
-    metric available. out: workspace folder holding results.sqlite and the output cache.
+    codecs: specs such as "opus:bitrate=6" or "encodec:bandwidth=6" (one string or a list; default identity);
+    tasks: names such as "demo-speech" or "files:PATH" (default demo-speech); metrics: names ("mel",
+    "visqol:mode=audio"); None = every default metric available. preset: a paper's protocol
+    (`bench.tasks.presets`, e.g. "semanticodec-paper") filling in whichever of codecs, tasks and metrics are
+    not given; its codecs whose weights are absent are left out, with a warning.
+    out: workspace folder holding results.sqlite and the output cache.
+    max_seconds: the longest item scored (default `bench.audio.DEFAULT_MAX_SECONDS`); longer ones fail alone.
     limit: N items of each task (N >= 1): the first N, or N drawn with `subset_seed` (the same on every
     machine). shard: "K/N" runs the K-th of N disjoint parts of the items (by id); `bench merge` unites the
     shards' workspaces into the results of one run.
@@ -298,8 +303,22 @@ def run(codecs: Iterable[str | CodecSpec] | str = ("identity",), tasks: Iterable
     from bench.tasks import load_task
 
     started = time.perf_counter()
-    codecs, tasks = _names(codecs, "codecs"), _names(tasks, "tasks")
+    notes: tuple[str, ...] = ()
+    if preset is not None:
+        from bench.tasks.presets import available_codecs, get_preset
+
+        chosen = get_preset(preset)
+        codecs = codecs if codecs is not None else available_codecs(chosen)
+        tasks = tasks if tasks is not None else list(chosen.tasks)
+        metrics = metrics if metrics is not None else list(chosen.metrics)
+        notes = chosen.notes
+    codecs = _names(codecs if codecs is not None else "identity", "codecs")
+    tasks = _names(tasks if tasks is not None else "demo-speech", "tasks")
     metrics = _names(metrics, "metrics", allow_none=True)
+    if max_seconds is None:
+        max_seconds = au.DEFAULT_MAX_SECONDS
+    if isinstance(max_seconds, bool) or not isinstance(max_seconds, (int, float)) or not max_seconds > 0:
+        raise ValueError(f"max_seconds must be a positive number of seconds, got {max_seconds!r}")
     limit, shard = check_limit(limit), parse_shard(shard)
     if subset_seed is not None and (isinstance(subset_seed, bool) or not isinstance(subset_seed, int)):
         raise ValueError(f"subset_seed must be a whole number, got {subset_seed!r}")
@@ -324,7 +343,11 @@ def run(codecs: Iterable[str | CodecSpec] | str = ("identity",), tasks: Iterable
                          "run each root into its own --out workspace")
     plan = _Plan({t.name: task_items(t, limit, subset_seed) for t in task_objs}, shard,
                  {"limit": limit, "subset_seed": subset_seed, "shard": f"{shard[0]}/{shard[1]}" if shard else None,
-                  "device": device, "executor": executor})
+                  "device": device, "executor": executor, "max_seconds": max_seconds, "preset": preset,
+                  "preset_notes": list(notes)})
+    for items in plan.items.values():
+        for item in items:
+            item.max_seconds = float(max_seconds)
     workers = _Workers(jobs, device, executor, address, gpus_per_worker)
     store = ResultStore(out)
     with store.writer():

@@ -4,7 +4,10 @@
     headline.tex       booktabs, best value per column in bold;  published.tex  the published blocks
     headline.csv       the headline table;  summary.csv  the long frame (one row per cell)
     failures.csv       every recorded failure (item, stage, reason)
-    plots/*.png|pdf    each metric against bitrate; ViSQOL/WER against bitrate; accuracy against ViSQOL
+    plots/*.png|pdf    each metric against bitrate; ViSQOL/WER against bitrate; accuracy against ViSQOL;
+                       each metric against packet-loss rate (`*_vs_loss`, when the workspace has channel rows)
+    tokens.csv         token statistics of the neural codecs (bench/reports/tokens.py)
+    loss.csv           quality against packet loss (bench/reports/loss.py)
     index.html         the self-contained listening page
 
 Each file is written to a temporary name in its folder, fsynced and renamed, so a reader never sees half a
@@ -20,6 +23,8 @@ import pandas as pd
 
 from bench.reports.frame import summary_frame
 from bench.reports.headline import headline_frame, headline_latex, headline_markdown
+from bench.reports.loss import channel_rows, loss_frame, loss_markdown, plot_loss
+from bench.reports.tokens import token_frame, token_markdown
 from bench.reports import atomic
 from bench.reports.plots import paper_figures, plot_metrics, remove_stale
 from bench.reports.published import published_latex, published_markdown
@@ -30,6 +35,8 @@ from bench.store import REFERENCE, ResultStore
 def measurement_notes(store: ResultStore, frame: pd.DataFrame) -> list[str]:
     """How the numbers were measured: metrics with their rates, options and versions, items, weights."""
     lines = []
+    for note in dict.fromkeys(n for run in store.runs() for n in run["config"].get("preset_notes") or []):
+        lines.append(f"- {note}")  # a preset's protocol, with every choice its paper does not state
     used = set(frame.metric_key) if not frame.empty else set()
     for key, m in store.metric_rows():
         if key not in used:
@@ -72,20 +79,26 @@ def write_report(store: ResultStore, out_dir: Path | None = None, frame=None, ht
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = summary_frame(store) if frame is None else frame
     frame = sort_for_table(frame) if not frame.empty else frame
-    table, direction, table_notes = headline_frame(frame)
+    # rows coded through a packet-loss channel have their own section and plots, not the headline's ranking
+    plain = frame[~frame.fingerprint.isin(list(channel_rows(store)))] if not frame.empty else frame
+    table, direction, table_notes = headline_frame(plain)
+    tokens = token_frame(store, set(frame.fingerprint) if not frame.empty else set())
+    losses = loss_frame(store, frame)
     notes = measurement_notes(store, frame)
     now = dt.datetime.now().isoformat(timespec="seconds")
     md = "\n".join([
         "# bench report", "", f"Generated {now} from `{store.path}`.", "",
         "## Headline", "", headline_markdown(table, direction, table_notes),
         "## Per task", "", markdown_tables(frame),
+        "## Token statistics", "", token_markdown(tokens),
+        *(["## Packet loss", "", loss_markdown(losses)] if not losses.empty else []),
         "## Published (reference rows, not measured here)", "", published_markdown(),
         "## How this was measured", "", *notes, "",
     ])
     paths: dict[str, Path] = {}
     caption = "Measured with bench. " + " ".join(n.lstrip("- ").replace("`", "") for n in notes[:6])
     plots_dir = out_dir / "plots"
-    plots = plot_metrics(frame, plots_dir) + paper_figures(frame, table, plots_dir)
+    plots = plot_metrics(plain, plots_dir) + paper_figures(plain, table, plots_dir) + plot_loss(losses, plots_dir)
     remove_stale(plots_dir, plots)
     for i, p in enumerate(plots):
         paths[f"plot{i}"] = p
@@ -94,6 +107,8 @@ def write_report(store: ResultStore, out_dir: Path | None = None, frame=None, ht
     paths["published_latex"] = atomic.write_text(out_dir / "published.tex", published_latex())
     paths["headline_csv"] = atomic.write_csv(out_dir / "headline.csv", table)
     paths["csv"] = atomic.write_csv(out_dir / "summary.csv", frame)
+    paths["tokens_csv"] = atomic.write_csv(out_dir / "tokens.csv", tokens)
+    paths["loss_csv"] = atomic.write_csv(out_dir / "loss.csv", losses)
     failures = pd.DataFrame(store.failures(), columns=["fingerprint", "task", "item", "stage", "metric", "error"])
     paths["failures"] = atomic.write_csv(out_dir / "failures.csv", failures)
     if html:

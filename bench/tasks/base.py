@@ -38,6 +38,9 @@ class Item:
     sample_rate: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
     _audio: np.ndarray | None = field(default=None, repr=False)
+    # The longest item a run accepts (seconds; None: any). Checked from the file's header before decoding,
+    # so a 2-hour file is one clear failure, not 26 GB of memory. The runner sets it (--max-seconds).
+    max_seconds: float | None = field(default=None, repr=False, compare=False)
 
     @property
     def audio(self) -> np.ndarray:
@@ -47,7 +50,7 @@ class Item:
             if self.path is None:
                 raise au.AudioError(f"item {self.id}: no audio and no path")
             try:
-                data, sr = au.load(self.path)
+                data, sr = au.load(self.path, max_seconds=self.max_seconds)
             except au.AudioError as err:
                 raise au.AudioError(f"item {self.id}: {err}") from None
             self._audio, self.sample_rate = data, sr
