@@ -211,6 +211,16 @@ def _worker_item(item, metric_ids: list[str], cache_file: str | None) -> dict[st
     return process_item(_WORKER["codec"], metrics, item, Path(cache_file))
 
 
+def _worker_batch(entries: list[tuple]) -> list[dict[str, Any]]:
+    """Several items through the worker's codec in one batch (codecs with `batch_items` > 1), then each
+    scored alone: entries are (item, metric ids, cache file); returns one result per entry, in order."""
+    codec = _WORKER["codec"]
+    wanted = [(item, Path(cache)) for item, ids, cache in entries if ids and not Path(cache).exists()]
+    outputs = batch_outputs(codec, wanted) if batch_size(codec) > 1 else {}
+    return [process_item(codec, [_WORKER["metrics"][m] for m in ids], item, Path(cache), output=outputs.get(item.id))
+            for item, ids, cache in entries]
+
+
 # -- the matrix -----------------------------------------------------------------------------------
 
 class Results:
@@ -606,17 +616,7 @@ def _run_cell(ctx: _CellContext, codec, fp: str, task, items: list, metrics: lis
         bar.update(1)
 
     if pool is not None and todo and pool.remote and (len(todo) > 1 or pool.workers.executor == "ray"):
-        from bench.executors.local import WorkerCrash
-
-        by_id = {item.id: item for item, _, _ in todo}
-        jobs = ((item.id, "bench.runner:_worker_item",
-                 (item, [m.identity() for m in needed], str(cache) if codec is not None else None))
-                for item, needed, cache in todo)
-        for item_id, res in pool.get().run(jobs):
-            if isinstance(res, WorkerCrash):  # a crash in a C extension costs this item, not the run
-                res = {"encode": None, "scores": {}, "item": None,
-                       "failures": [("codec" if codec is not None else "metric", "", str(res))]}
-            record(by_id[item_id], res)
+        _run_remote(pool, codec, todo, record)
     else:
         size = batch_size(codec)
         group: list = []  # items waiting for a batch: up to `size` that need the codec and load, plus others
@@ -642,6 +642,43 @@ def _run_cell(ctx: _CellContext, codec, fp: str, task, items: list, metrics: lis
         flush()
     _write_cells(ctx, codec, fp, task, items, metrics)
     return codec_work
+
+
+def _run_remote(pool: _Pool, codec, todo: list, record: Callable) -> None:
+    """Items through the pool's workers: one job per item, or per batch of `batch_items` for codecs that
+    batch. A batch whose worker died is sent again item by item, so the crash lands on the item behind it."""
+    from bench.executors.local import WorkerCrash
+
+    def entry(item, needed, cache) -> tuple:
+        return (item, [m.identity() for m in needed], str(cache) if codec is not None else None)
+
+    by_id = {item.id: (item, needed, cache) for item, needed, cache in todo}
+    size = batch_size(codec)
+    if size > 1:
+        chunks = [todo[i: i + size] for i in range(0, len(todo), size)]
+        jobs = [(tuple(it.id for it, _, _ in chunk), "bench.runner:_worker_batch", ([entry(*e) for e in chunk],))
+                for chunk in chunks]
+    else:
+        jobs = [(item.id, "bench.runner:_worker_item", entry(item, needed, cache)) for item, needed, cache in todo]
+    retry = []
+    for key, res in pool.get().run(jobs):
+        if isinstance(key, tuple):  # a batch
+            if isinstance(res, WorkerCrash):
+                retry += [(i, "bench.runner:_worker_item", entry(*by_id[i])) for i in key]
+                continue
+            for item_id, one in zip(key, res):
+                record(by_id[item_id][0], one)
+            continue
+        if isinstance(res, WorkerCrash):  # a crash in a C extension costs this item, not the run
+            res = _crash_result(codec, res)
+        record(by_id[key][0], res)
+    for key, res in (pool.get().run(retry) if retry else ()):
+        record(by_id[key][0], _crash_result(codec, res) if isinstance(res, WorkerCrash) else res)
+
+
+def _crash_result(codec, crash) -> dict[str, Any]:
+    return {"encode": None, "scores": {}, "item": None,
+            "failures": [("codec" if codec is not None else "metric", "", str(crash))]}
 
 
 def _write_cells(ctx: _CellContext, codec, fp: str, task, items: list, metrics: list) -> None:

@@ -134,3 +134,41 @@ def test_probe_only_run_encodes_but_never_decodes(tmp_path, monkeypatch):
     assert len(rows) == 114 and all(p is None and d is None and b > 1000 for b, p, d in rows)
     frame = res.to_frame()
     assert frame[frame.codec == "semanticodec"].bitrate_kbps.iloc[0] > 1.0  # the kbps column still filled
+
+
+def test_batches_sent_to_worker_processes_equal_the_in_process_run(audio_dir, tmp_path, monkeypatch):
+    """jobs=2: batches of `batch_items` go to worker processes (bench.runner:_worker_batch), same numbers."""
+    from bench import runner
+
+    sent = []
+    run_remote = runner._run_remote
+    monkeypatch.setattr(runner, "_run_remote", lambda pool, codec, todo, record: (
+        sent.append(runner.batch_size(codec)), run_remote(pool, codec, todo, record))[1])
+    bench.run(codecs=[SPEC], tasks=[f"files:{audio_dir}"], metrics=["mel"], out=tmp_path / "remote", jobs=2)
+    assert sent == [SemantiCodec.batch_items]
+    bench.run(codecs=[SPEC], tasks=[f"files:{audio_dir}"], metrics=["mel"], out=tmp_path / "local", jobs=1)
+    enc_r, mel_r, fail_r = _rows(tmp_path / "remote")
+    enc_l, mel_l, fail_l = _rows(tmp_path / "local")
+    assert set(mel_r) == set(mel_l) == GOOD and fail_r == fail_l
+    for item in GOOD:
+        assert enc_r[item][0] == enc_l[item][0]
+        assert mel_r[item] == pytest.approx(mel_l[item], rel=1e-4, abs=1e-5)
+
+
+def test_worker_batch_equals_items_one_by_one(audio_dir, tmp_path):
+    from pathlib import Path
+
+    from bench import runner
+    from bench.runner import CodecSpec, _worker_batch, _worker_init, _worker_item
+
+    _worker_init(CodecSpec.parse(SPEC), ["mel"])
+    items = [i for i in bench.load_task(f"files:{audio_dir}").items() if i.id in GOOD]
+    batched = _worker_batch([(i, ["mel"], str(tmp_path / "b" / f"{n}.npz")) for n, i in enumerate(items)])
+    single = [_worker_item(i, ["mel"], str(tmp_path / "s" / f"{n}.npz")) for n, i in enumerate(items)]
+    assert len(batched) == len(items)
+    for b, s in zip(batched, single):
+        (key, vb), = b["scores"].items()
+        assert vb["mel"] == pytest.approx(s["scores"][key]["mel"], rel=1e-4, abs=1e-5)
+        assert b["encode"]["bits_per_second"] == s["encode"]["bits_per_second"]
+    assert Path(batched[0]["encode"]["path"]).exists()
+    runner._WORKER.clear()
