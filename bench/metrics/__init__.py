@@ -26,6 +26,15 @@ METRICS.register("estoi", "bench.metrics.signal:ESTOI", sample_rate=16000, highe
                  domains=("speech",), description="extended STOI (pystoi; 10 kHz inside), 0..1")
 METRICS.register("sisdr", "bench.metrics.signal:SISDR", sample_rate=None, higher_is_better=True, domains=(),
                  description="scale-invariant SDR in dB at the codec's rate")
+METRICS.register("dnsmos", "bench.metrics.dnsmos:DNSMOS", sample_rate=16000, higher_is_better=True,
+                 domains=("speech",), description="DNSMOS P.835 OVRL (+SIG, BAK, P.808) of the reconstruction alone; "
+                 "speechmos' ONNX models on onnxruntime (offline); reference row = the uncoded audio's score")
+METRICS.register("warpq", "bench.metrics.warpq:WARPQ", sample_rate=16000, higher_is_better=False,
+                 domains=("speech",), description="WARP-Q (Jassim et al. 2021): median subsequence-DTW cost of MFCC "
+                 "patches after WebRTC VAD, the warpq package's defaults; lower is better")
+METRICS.register("spk-sim", "bench.metrics.speaker:SpeakerSimilarity", sample_rate=16000, higher_is_better=True,
+                 domains=("speech",), description="cosine of WavLM-Base-Plus-SV speaker embeddings, reference vs "
+                 "reconstruction (weights: bench weights fetch spk-sim, or spk-sim:weights=DIR)")
 METRICS.register("probe", "bench.metrics.probe:Probe", sample_rate=None, higher_is_better=True, domains=(),
                  level="task", description="HEAR-protocol accuracy of time-pooled embeddings (MLP probe)")
 
