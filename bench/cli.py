@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,6 +31,35 @@ DEFAULT_POINTS: dict[str, tuple[float | None, ...]] = {
 }
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `bench: error: MESSAGE (see `bench run --help`)`, exit 2 (no usage dump)."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        print(f"bench: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def positive_kbps(value) -> float:
+    """A bitrate in kbps: a finite number > 0 (NaN, inf, 0 and negatives would pick a default point silently)."""
+    try:
+        kbps = float(value)
+    except (TypeError, ValueError):
+        kbps = math.nan
+    if not (math.isfinite(kbps) and kbps > 0):
+        raise ValueError(f"--bitrate must be a positive number of kbps, got {value}")
+    return kbps
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
 class _CodecAction(argparse.Action):
     """--codec NAME appends a codec; --bitrate K attaches to the --codec before it (several may follow)."""
 
@@ -42,10 +74,11 @@ class _CodecAction(argparse.Action):
         else:
             if not plan:
                 parser.error("--bitrate must follow a --codec (e.g. --codec opus --bitrate 6)")
-            try:
-                plan[-1][1].extend(float(v) for v in values.split(","))
-            except ValueError:
-                parser.error(f"--bitrate takes kbps numbers, got {values!r}")
+            for v in values.split(","):
+                try:
+                    plan[-1][1].append(positive_kbps(v.strip()))
+                except ValueError as err:
+                    parser.error(str(err))
 
 
 def _split_codecs(text: str) -> list[str]:
@@ -65,7 +98,7 @@ def _listish(values: list[str] | None) -> list[str] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bench", description="Evaluate low-bitrate neural audio codecs.")
+    p = _Parser(prog="bench", description="Evaluate low-bitrate neural audio codecs.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -83,10 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "which then take several items per call where they can, e.g. semanticodec 8)")
     r.add_argument("--weights", metavar="PATH", help="checkpoint file or folder for the neural codec(s)")
     r.add_argument("--retry-failed", action="store_true", help="retry items recorded as failures")
+    r.add_argument("--max-seconds", type=_positive_seconds, metavar="S",
+                   help="longest item scored (default 600); longer items are recorded as failures")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
 
-    rep = sub.add_parser("report", help="write tables and plots of a workspace")
+    rep = sub.add_parser("report", help="write tables and plots of a workspace (read only: archives work)")
     rep.add_argument("--out", default="bench-out", help="workspace folder")
+    rep.add_argument("--dest", help="folder for the report files (default: OUT/report)")
 
     ex = sub.add_parser("export", help="write a workspace's summary as versioned JSON (for bench compare)")
     ex.add_argument("--out", default="bench-out", help="workspace folder")
@@ -113,12 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     wf.add_argument("name", help="codec name: semanticodec, encodec, dac")
     wf.add_argument("--dest", help="folder to download into (default: the bench cache)")
     wf.add_argument("--variant", help="one variant only (e.g. 24khz, 16khz, tokenrate_100)")
+    wf.add_argument("--trust-unpinned", action="store_true",
+                    help="download files that have no pinned sha256 (main, as it is now) and record their digests")
     wsub.add_parser("list", help="which weights are present in the cache")
     wr = wsub.add_parser("random", help="write RANDOM weights in a codec's official layout (wiring tests only)")
-    wr.add_argument("name", choices=["encodec", "dac", "semanticodec"])
+    wr.add_argument("name", choices=["encodec", "dac", "semanticodec", "mimi", "xcodec", "xcodec2", "neucodec",
+                                     "wavtokenizer", "higgs"])
     wr.add_argument("--dest", required=True, help="folder to write into; then run with --weights DEST")
     wr.add_argument("--variant", help="encodec: 24000|48000; dac: 16000|24000|44100; semanticodec: RATE/VOCAB "
-                                      "(default 50/4096)")
+                                      "(default 50/4096); xcodec: speech|general")
     wr.add_argument("--tiny", action="store_true", help="tiny configuration (semanticodec: load with :tiny)")
     return p
 
@@ -128,26 +167,108 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s" if args.verbose else "bench: %(message)s")
     if not args.verbose:
-        for noisy in ("numba", "matplotlib", "faster_whisper", "httpx", "urllib3"):
+        for noisy in ("numba", "matplotlib", "faster_whisper", "httpx", "urllib3", "torch"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+    previous = _on_sigterm_interrupt()
     try:
         return {"run": cmd_run, "report": cmd_report, "list": cmd_list, "weights": cmd_weights,
                 "export": cmd_export, "compare": cmd_compare}[args.command](args)
     except KeyboardInterrupt:
-        print("bench: interrupted; finished items are saved, run the same command again to resume", file=sys.stderr)
+        print(_interrupted_line(getattr(args, "finished", None)), file=sys.stderr)
         return 130
     except Exception as err:  # noqa: BLE001 - user-facing errors: one line, what to do
-        from bench.audio import AudioError
-        from bench.codecs.base import CodecError, WeightsMissingError
-        from bench.registry import UnknownNameError
+        line = _error_line(err)
+        if line is None or args.verbose:
+            raise
+        print(f"bench: error: {line}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
-        if isinstance(err, (UnknownNameError, CodecError, WeightsMissingError, FileNotFoundError, AudioError,
-                            ValueError, ImportError)):
-            if args.verbose:
-                raise
-            print(f"bench: error: {err}", file=sys.stderr)
-            return 2
-        raise
+
+def _on_sigterm_interrupt():
+    """SIGTERM (kill, a scheduler's stop, `timeout`) takes the Ctrl-C path: KeyboardInterrupt, the same cleanup
+    and message. A second SIGTERM while cleaning up ends the process at once. Returns the previous handler."""
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (an embedding application): leave signals alone
+        return None
+
+
+def _interrupted_line(finished: "_Finished | None") -> str:
+    if finished is None:
+        return "bench: interrupted"
+    n = finished.count
+    items = "1 item finished is stored" if n == 1 else f"{n} items finished are stored"
+    return f"bench: interrupted: {items}; run the same command again to resume"
+
+
+def _error_line(err: BaseException) -> str | None:
+    """The one line printed for an error a user can act on; None for a bug (the traceback is shown)."""
+    import pickle
+
+    from bench.audio import AudioError
+    from bench.codecs.base import CodecError, WeightsMissingError
+    from bench.registry import UnknownNameError
+    from bench.store import StoreError
+
+    if isinstance(err, pickle.UnpicklingError):  # torch.load(weights_only=True) refused a file
+        return ("a weights file is not a checkpoint in the official layout, or is damaged (the safe loader refused "
+                "it); fetch it again with `bench weights fetch NAME`, or check the file given to --weights")
+    if isinstance(err, PermissionError):
+        where = f" {err.filename}" if err.filename else ""
+        return (f"permission denied:{where}; make it readable (and its folder writable for a workspace), or choose "
+                "another --out folder")
+    if isinstance(err, OSError) and not isinstance(err, FileNotFoundError):
+        where = f": {err.filename}" if err.filename else ""
+        return f"{err.strerror or err}{where}"
+    if isinstance(err, (StoreError, UnknownNameError, CodecError, WeightsMissingError, FileNotFoundError, AudioError,
+                        ValueError, ImportError)):
+        return " ".join(str(err).split("\n")[0].split()) or type(err).__name__
+    return None
+
+
+class _Finished:
+    """Counts the items a run has finished (stored or found stored), for the interrupted line; wraps the
+    progress bar when there is one."""
+
+    def __init__(self, bar_factory=None):
+        self.count = 0
+        self._factory = bar_factory
+
+    def __call__(self, total: int, desc: str):
+        bar = self._factory(total, desc) if self._factory else None
+        counter = self
+
+        class _Bar:
+            def update(self, n: int = 1) -> None:
+                counter.count += n
+                if bar is not None:
+                    bar.update(n)
+
+            def close(self) -> None:
+                if bar is not None:
+                    bar.close()
+
+        return _Bar()
+
+
+def _check_workspace(out: str) -> None:
+    """A usable --out for `bench run`, checked before any codec is built: a folder (made if missing) that this
+    process may write."""
+    p = Path(out)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; give a folder for the workspace (it is created if "
+                         "missing)")
+    if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
+        raise ValueError(f"the workspace {out} is not writable; give a writable --out folder (bench report and "
+                         "bench export can read it as it is)")
 
 
 # -- run --------------------------------------------------------------------------------------------
@@ -181,6 +302,8 @@ def _plan_specs(plan: list[list], weights: str | None) -> list[str]:
     for spec, bitrates in plan:
         name, options = parse_spec(spec)
         entry = CODECS.entry(name)  # unknown names fail here, before any work
+        if "bitrate" in options:  # NAME:bitrate=K is the same as --codec NAME --bitrate K
+            options["bitrate"] = positive_kbps(options["bitrate"])
         if weights and entry.meta.get("needs_weights"):
             options.setdefault("weights", weights)
         for b in bitrates or [None]:
@@ -194,6 +317,7 @@ def _plan_specs(plan: list[list], weights: str | None) -> list[str]:
 def cmd_run(args) -> int:
     from bench.runner import run
 
+    _check_workspace(args.out)
     plan = getattr(args, "plan", None)
     codecs = _plan_specs(plan, args.weights) if plan else default_plan()
     tasks = _listish(args.task) or list(DEFAULT_TASKS)
@@ -201,23 +325,28 @@ def cmd_run(args) -> int:
     log.info("codecs: %s", ", ".join(codecs))
     log.info("tasks: %s; metrics: %s", ", ".join(tasks), ", ".join(metrics) if metrics else "every applicable default")
     started = time.perf_counter()
+    args.finished = _Finished(_tqdm_factory())
     res = run(codecs=codecs, tasks=tasks, metrics=metrics, out=args.out, limit=args.limit, device=args.device,
-              jobs=args.jobs, progress=_tqdm_factory(), retry_failed=args.retry_failed)
-    frame = res.to_frame()
-    from bench.reports.tables import markdown_tables, sort_for_table
+              jobs=args.jobs, progress=args.finished, retry_failed=args.retry_failed,
+              max_seconds=args.max_seconds)  # None: the runner's default, bench.audio.DEFAULT_MAX_SECONDS
+    try:
+        frame = res.to_frame()
+        from bench.reports.tables import markdown_tables, sort_for_table
 
-    if not frame.empty:
-        print(markdown_tables(sort_for_table(frame)))
-    n_fail = len(res.failures())
-    wall = time.perf_counter() - started
-    print(f"{res.codec_work} item(s) ran through a codec (the rest came from the cache); "
-          f"{n_fail} failure(s) recorded; wall time {wall:.1f} s")
-    if not args.no_report:
-        from bench.reports.build import write_report
+        if not frame.empty:
+            print(markdown_tables(sort_for_table(frame)))
+        n_fail = len(res.failures())
+        wall = time.perf_counter() - started
+        print(f"{res.codec_work} item(s) ran through a codec (the rest came from the cache); "
+              f"{n_fail} failure(s) recorded; wall time {wall:.1f} s")
+        if not args.no_report:
+            from bench.reports.build import write_report
 
-        paths = write_report(res.store)
-        print(f"report: {paths['markdown']} (plots in {paths['markdown'].parent / 'plots'}, "
-              f"summary {paths['csv']}, failures {paths['failures']})")
+            paths = write_report(res.store)
+            print(f"report: {paths['markdown']} (plots in {paths['markdown'].parent / 'plots'}, "
+                  f"summary {paths['csv']}, failures {paths['failures']})")
+    finally:
+        res.store.close()  # checkpointed: results.sqlite alone is the whole workspace (copies, archives)
     return 0
 
 
@@ -230,13 +359,19 @@ def _tqdm_factory():
 
 
 def cmd_report(args) -> int:
+    """Read the workspace without writing to it (an archived, read-only one works); the report files go to
+    --dest (default OUT/report), which must be writable."""
     from bench.reports.build import write_report
     from bench.store import ResultStore
 
     if not (Path(args.out) / "results.sqlite").exists():
-        print(f"bench: error: no results in {args.out}; run `bench run --out {args.out}` first", file=sys.stderr)
-        return 2
-    paths = write_report(ResultStore(args.out))
+        raise FileNotFoundError(f"no results in {args.out}; run `bench run --out {args.out}` first")
+    dest = Path(args.dest) if args.dest else Path(args.out) / "report"
+    writable = next((d for d in [dest, *dest.parents] if d.exists()), Path("."))
+    if not writable.is_dir() or not os.access(writable, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write the report into {dest} ({writable} is not a writable folder); pass "
+                         "--dest DIR to write it elsewhere")
+    paths = write_report(ResultStore(args.out, readonly=True), out_dir=dest)
     print(f"report: {paths['markdown']}")
     return 0
 
@@ -249,7 +384,7 @@ def _workspace_summary(out: str) -> dict:
 
     if not (Path(out) / "results.sqlite").exists():
         raise FileNotFoundError(f"no results in {out}; run `bench run --out {out}` first")
-    return export_summary(summary_frame(ResultStore(out)), environment())
+    return export_summary(summary_frame(ResultStore(out, readonly=True)), environment())
 
 
 def cmd_export(args) -> int:
@@ -334,7 +469,7 @@ def cmd_weights(args) -> int:
         print(f"RANDOM weights for {args.name} written to {path} (for wiring tests; the numbers mean nothing)")
         return 0
     if args.weights_command == "fetch":
-        path = weights.fetch(args.name, dest=args.dest, variant=args.variant)
+        path = weights.fetch(args.name, dest=args.dest, variant=args.variant, trust_unpinned=args.trust_unpinned)
         print(f"weights for {args.name} in {path}")
         return 0
     rows = [("codec", "variant", "present", "where")]
