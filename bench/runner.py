@@ -22,7 +22,13 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from bench import audio as au
-from bench.coding import MIN_SECONDS, batch_outputs, batch_size, batchable, codec_output, encode_only
+from bench.coding import batch_outputs, batch_size, batchable, codec_output
+from bench.scoring import metric_key, process_item, process_reference
+from bench.scoring import reason as _reason
+from bench.workers import Pool as _Pool
+from bench.workers import Workers as _Workers
+from bench.workers import run_remote as _run_remote
+from bench.workers import _WORKER, _worker_batch, _worker_init, _worker_item  # noqa: F401 - job names
 from bench.store import REFERENCE, ResultStore
 
 log = logging.getLogger(__name__)
@@ -53,6 +59,8 @@ class CodecSpec:
         return load_codec(self.name, **self.options)
 
 
+_WARNED_LOAD: set[tuple[str, str]] = set()
+
 ProgressFactory = Callable[[int, str], Any]  # (total, description) -> object with update(n) and close()
 
 
@@ -62,163 +70,6 @@ class _NoProgress:
 
     def close(self) -> None:
         pass
-
-
-# -- one item -------------------------------------------------------------------------------------
-
-def _metric_rate(metric, item, codec_sr: int) -> int:
-    if hasattr(metric, "rate_for_item"):
-        return int(metric.rate_for_item(item))
-    return int(metric.rate_for(codec_sr))
-
-
-def _score(metric, ref: np.ndarray, ref_sr: int, rec: np.ndarray, rec_sr: int, item,
-           aligned: dict[int, tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """Resample both sides to the metric's rate, align lengths to the reference, score, check values.
-
-    `aligned` keeps each rate's pair for the item's other metrics (most share 16 kHz): resampled once.
-    """
-    rate = _metric_rate(metric, item, rec_sr)
-    if rate not in aligned:
-        r = au.resample(ref, ref_sr, rate)
-        d = au.fit_length(au.resample(rec, rec_sr, rate), r.shape[-1])
-        if d.shape[0] != r.shape[0]:
-            d = au.to_channels(d, r.shape[0])
-        aligned[rate] = (r, d)
-    r, d = aligned[rate]
-    values = metric.score(r, d, rate, item=item)
-    bad = [k for k, v in values.items() if not np.isfinite(v)]
-    if bad:
-        raise ValueError(f"{metric.identity()} returned non-finite {', '.join(bad)}")
-    return {k: float(v) for k, v in values.items()}
-
-
-def process_item(codec, metrics: list, item, cache_file: Path, output: tuple | None = None) -> dict[str, Any]:
-    """Run one item through the codec (or the cache) and the given metrics. Never raises for item problems.
-
-    output: the item's (decoded, rate, encodes row) when a batch already ran it (`batch_outputs`).
-
-    Returns {"encode": row or None, "scores": {identity: {key: value}}, "failures": [(stage, metric, error)],
-    "item": (domain, sample_rate, seconds)}.
-    """
-    result: dict[str, Any] = {"encode": None, "scores": {}, "failures": [], "item": None}
-    try:
-        audio, sr = item.load()
-        au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}", max_seconds=item.max_seconds)
-    except Exception as err:  # noqa: BLE001 - any unreadable input is one failure
-        result["failures"].append(("load", "", _reason(err)))
-        return result
-    result["item"] = (item.domain, sr, audio.shape[-1] / sr)
-    try:
-        channels = codec.meta.channels or audio.shape[0]
-        ref = au.to_channels(audio, channels)
-        if not metrics and output is None and not cache_file.exists():
-            # nothing to score now (e.g. a probe-only run): the bitrate needs the encoder, not the decoder
-            result["encode"] = encode_only(codec, ref, sr)
-            item.release()
-            return result
-        rec, rec_sr, row = output if output is not None else codec_output(codec, item, cache_file, ref, sr)
-        if row is not None and not row.pop("from_cache", False):
-            result["encode"] = row
-        elif row is not None:
-            result["encode_cached"] = row
-    except Exception as err:  # noqa: BLE001
-        log.debug("codec failure on %s", item.id, exc_info=True)
-        result["failures"].append(("codec", "", _reason(err)))
-        item.release()
-        return result
-    aligned: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for metric in metrics:
-        try:
-            result["scores"][metric_key(metric)] = _score(metric, ref, sr, rec, rec_sr, item, aligned)
-        except Exception as err:  # noqa: BLE001
-            log.debug("metric failure on %s", item.id, exc_info=True)
-            result["failures"].append(("metric", metric_key(metric), _reason(err)))
-    item.release()
-    return result
-
-
-def process_reference(metrics: list, item) -> dict[str, Any]:
-    """Score the uncoded audio against itself for metrics with a floor (e.g. the ASR's own WER)."""
-    result: dict[str, Any] = {"encode": None, "scores": {}, "failures": [], "item": None}
-    try:
-        audio, sr = item.load()
-        au.check(audio, sr, min_seconds=MIN_SECONDS, name=f"item {item.id}", max_seconds=item.max_seconds)
-    except Exception as err:  # noqa: BLE001
-        result["failures"].append(("load", "", _reason(err)))
-        return result
-    result["item"] = (item.domain, sr, audio.shape[-1] / sr)
-    aligned: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for metric in metrics:
-        try:
-            result["scores"][metric_key(metric)] = _score(metric, audio, sr, audio, sr, item, aligned)
-        except Exception as err:  # noqa: BLE001
-            result["failures"].append(("metric", metric_key(metric), _reason(err)))
-    item.release()
-    return result
-
-
-def metric_key(metric) -> str:
-    """The key a metric's scores are stored under: its identity plus a digest of its code version and
-    backend (`Metric.fingerprint()`), so a changed metric never reuses old scores."""
-    return metric.fingerprint()
-
-
-def _reason(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    return text if isinstance(err, (au.AudioError, ValueError)) else f"{type(err).__name__}: {text}"
-
-
-# -- worker processes (for --jobs > 1) ------------------------------------------------------------
-
-_WORKER: dict[str, Any] = {}
-_WARNED_LOAD: set[tuple[str, str]] = set()
-
-
-def _registry_entries(spec: CodecSpec | None, metric_ids: list[str]) -> list:
-    """The registry entries a worker needs, so codecs and metrics registered at run time (a plugin, a
-    notebook, a test) are found in worker processes too."""
-    from bench.codecs import CODECS
-    from bench.metrics import METRICS
-    from bench.registry import parse_spec
-
-    wanted = [(CODECS, spec.name)] if spec is not None else []
-    wanted += [(METRICS, parse_spec(m)[0]) for m in metric_ids]
-    return [(reg.kind, reg._entries[name]) for reg, name in wanted if name in reg._entries]
-
-
-def _worker_init(codec_spec: CodecSpec | None, metric_ids: list[str], device: str = "cpu",
-                 entries: list = ()) -> None:
-    """Runs once in each worker process (bench.executors): build the codec and metrics there."""
-    from bench.codecs import CODECS
-    from bench.metrics import METRICS, load_metric
-
-    registries = {CODECS.kind: CODECS, METRICS.kind: METRICS}
-    for kind, entry in entries:
-        registries[kind]._entries.setdefault(entry.name, entry)
-
-    codec = codec_spec.build() if codec_spec is not None else None
-    if codec is not None:
-        codec.to(device)
-    _WORKER["codec"] = codec
-    _WORKER["metrics"] = {m: load_metric(m) for m in metric_ids}
-
-
-def _worker_item(item, metric_ids: list[str], cache_file: str | None) -> dict[str, Any]:
-    metrics = [_WORKER["metrics"][m] for m in metric_ids]
-    if _WORKER["codec"] is None:
-        return process_reference(metrics, item)
-    return process_item(_WORKER["codec"], metrics, item, Path(cache_file))
-
-
-def _worker_batch(entries: list[tuple]) -> list[dict[str, Any]]:
-    """Several items through the worker's codec in one batch (codecs with `batch_items` > 1), then each
-    scored alone: entries are (item, metric ids, cache file); returns one result per entry, in order."""
-    codec = _WORKER["codec"]
-    wanted = [(item, Path(cache)) for item, ids, cache in entries if ids and not Path(cache).exists()]
-    outputs = batch_outputs(codec, wanted) if batch_size(codec) > 1 else {}
-    return [process_item(codec, [_WORKER["metrics"][m] for m in ids], item, Path(cache), output=outputs.get(item.id))
-            for item, ids, cache in entries]
 
 
 # -- the matrix -----------------------------------------------------------------------------------
@@ -382,17 +233,6 @@ class _Plan:
         return shard_items(self.items[task], self.shard)
 
 
-@dataclass
-class _Workers:
-    """Where items run: jobs, device and executor (local worker processes or Ray actors)."""
-
-    jobs: int | None
-    device: str
-    executor: str = "local"
-    address: str | None = None
-    gpus_per_worker: float = 0.0
-
-
 def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: list, plan: _Plan,
                 workers: _Workers, *, progress, retry_failed: bool) -> int:
     from bench.selection import owns_task
@@ -531,45 +371,6 @@ def _nominal_kbps(codec) -> float | None:
     return float(bitrate) if bitrate is not None else None
 
 
-class _Pool:
-    """Workers for one codec (processes here, or Ray actors), started on first use and kept across its
-    tasks (models load once per worker)."""
-
-    def __init__(self, spec: CodecSpec | None, metric_ids: list[str], workers: _Workers, jobs: int):
-        self.spec, self.metric_ids, self.workers, self.jobs = spec, metric_ids, workers, jobs
-        self._pool = None
-
-    @property
-    def remote(self) -> bool:
-        """Items go to the workers (not this process) when there is more than one, or on Ray."""
-        return self.jobs > 1 or self.workers.executor == "ray"
-
-    def get(self):
-        if self._pool is None:
-            args = (self.spec, self.metric_ids, self.workers.device, _registry_entries(self.spec, self.metric_ids))
-            if self.workers.executor == "ray":
-                from bench.executors.ray import RayPool
-
-                self._pool = RayPool("bench.runner:_worker_init", args, self.jobs, address=self.workers.address,
-                                     gpus_per_worker=self.workers.gpus_per_worker)
-            else:
-                from bench.executors.local import LocalPool
-
-                self._pool = LocalPool("bench.runner:_worker_init", args, self.jobs)
-        return self._pool
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def __enter__(self) -> "_Pool":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
 def _run_cell(ctx: _CellContext, codec, fp: str, task, items: list, metrics: list, pool: "_Pool | None",
               bar) -> int:
     """Process one (codec, task): each item needing work, then the task-level summary cells."""
@@ -642,43 +443,6 @@ def _run_cell(ctx: _CellContext, codec, fp: str, task, items: list, metrics: lis
         flush()
     _write_cells(ctx, codec, fp, task, items, metrics)
     return codec_work
-
-
-def _run_remote(pool: _Pool, codec, todo: list, record: Callable) -> None:
-    """Items through the pool's workers: one job per item, or per batch of `batch_items` for codecs that
-    batch. A batch whose worker died is sent again item by item, so the crash lands on the item behind it."""
-    from bench.executors.local import WorkerCrash
-
-    def entry(item, needed, cache) -> tuple:
-        return (item, [m.identity() for m in needed], str(cache) if codec is not None else None)
-
-    by_id = {item.id: (item, needed, cache) for item, needed, cache in todo}
-    size = batch_size(codec)
-    if size > 1:
-        chunks = [todo[i: i + size] for i in range(0, len(todo), size)]
-        jobs = [(tuple(it.id for it, _, _ in chunk), "bench.runner:_worker_batch", ([entry(*e) for e in chunk],))
-                for chunk in chunks]
-    else:
-        jobs = [(item.id, "bench.runner:_worker_item", entry(item, needed, cache)) for item, needed, cache in todo]
-    retry = []
-    for key, res in pool.get().run(jobs):
-        if isinstance(key, tuple):  # a batch
-            if isinstance(res, WorkerCrash):
-                retry += [(i, "bench.runner:_worker_item", entry(*by_id[i])) for i in key]
-                continue
-            for item_id, one in zip(key, res):
-                record(by_id[item_id][0], one)
-            continue
-        if isinstance(res, WorkerCrash):  # a crash in a C extension costs this item, not the run
-            res = _crash_result(codec, res)
-        record(by_id[key][0], res)
-    for key, res in (pool.get().run(retry) if retry else ()):
-        record(by_id[key][0], _crash_result(codec, res) if isinstance(res, WorkerCrash) else res)
-
-
-def _crash_result(codec, crash) -> dict[str, Any]:
-    return {"encode": None, "scores": {}, "item": None,
-            "failures": [("codec" if codec is not None else "metric", "", str(crash))]}
 
 
 def _write_cells(ctx: _CellContext, codec, fp: str, task, items: list, metrics: list) -> None:

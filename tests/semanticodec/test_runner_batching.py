@@ -158,8 +158,9 @@ def test_batches_sent_to_worker_processes_equal_the_in_process_run(audio_dir, tm
 def test_worker_batch_equals_items_one_by_one(audio_dir, tmp_path):
     from pathlib import Path
 
-    from bench import runner
-    from bench.runner import CodecSpec, _worker_batch, _worker_init, _worker_item
+    from bench import workers
+    from bench.runner import CodecSpec
+    from bench.workers import _worker_batch, _worker_init, _worker_item
 
     _worker_init(CodecSpec.parse(SPEC), ["mel"])
     items = [i for i in bench.load_task(f"files:{audio_dir}").items() if i.id in GOOD]
@@ -171,4 +172,4 @@ def test_worker_batch_equals_items_one_by_one(audio_dir, tmp_path):
         assert vb["mel"] == pytest.approx(s["scores"][key]["mel"], rel=1e-4, abs=1e-5)
         assert b["encode"]["bits_per_second"] == s["encode"]["bits_per_second"]
     assert Path(batched[0]["encode"]["path"]).exists()
-    runner._WORKER.clear()
+    workers._WORKER.clear()
