@@ -34,7 +34,7 @@ from bench.store import REFERENCE, ResultStore
 log = logging.getLogger(__name__)
 
 # Metrics a run uses when none are named: every registered item-level metric that can be built here.
-DEFAULT_METRICS = ("visqol", "wer", "mel", "stft", "pesq", "stoi", "sisdr")
+DEFAULT_METRICS = ("visqol", "wer", "mel", "stft", "pesq", "stoi", "sisdr", "dnsmos", "warpq", "spk-sim")
 
 
 @dataclass
@@ -243,7 +243,7 @@ def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: l
          "metrics": [m.identity() for m in metric_objs], **plan.config}, environment())
     for m in metric_objs:
         store.add_metric(metric_key(m), m.name, m.key, {**m.meta.to_dict(), "identity": m.identity(),
-                                                        "version": _version(m)})
+                                                        "version": _version(m), "backend": m.backend()})
     signatures, manifests = {}, {}
     for task in task_objs:  # an item whose file changed loses every result computed from its old content
         manifests[task.name] = manifest_digest(plan.items[task.name])
@@ -351,15 +351,25 @@ def _build_metrics(names: Iterable[str] | None, load_metric) -> list:
     from bench.metrics import METRICS
 
     if names is not None:
-        return [load_metric(n) for n in names]
+        chosen = [load_metric(n) for n in names]
+        for m in chosen:  # a named metric without its weights: one clear error now, not one per item
+            if hasattr(m, "require_weights"):
+                m.require_weights()
+        return chosen
     chosen = []
     for name in DEFAULT_METRICS:
         if name not in METRICS:
             continue
         try:
-            chosen.append(load_metric(name))
+            m = load_metric(name)
         except ImportError as err:  # an optional dependency is absent: run without it and say so
             log.warning("skipping metric %s: %s", name, err)
+            continue
+        if getattr(m, "weights_available", lambda: True)() is False:
+            log.info("metric %s left out of the default run: its weights are not here (bench weights fetch %s)",
+                     name, name)
+            continue
+        chosen.append(m)
     return chosen
 
 

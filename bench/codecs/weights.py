@@ -114,7 +114,6 @@ def weights_dir(codec: str, variant: str | None = None) -> Path:
 
 # -- digests --------------------------------------------------------------------------------------
 
-_DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
 def mark_random(folder: str | Path) -> None:
@@ -133,17 +132,10 @@ def is_random(path: str | Path) -> bool:
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks (cached by path, size and mtime)."""
-    path = Path(path)
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(chunk):
-                h.update(block)
-        _DIGESTS[key] = h.hexdigest()
-    return _DIGESTS[key]
+    """Hex sha256 of a file (bench.codecs.digests: hashed once per version on disk, remembered across runs)."""
+    from bench.codecs.digests import file_sha256
+
+    return file_sha256(path)
 
 
 def weights_digest(paths: list[Path]) -> str:

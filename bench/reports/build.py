@@ -46,7 +46,8 @@ def measurement_notes(store: ResultStore, frame: pd.DataFrame) -> list[str]:
         definition = m.get("definition") or m.get("description") or ""
         version = f" (key `{key}`, version {m['version']})" if m.get("version") else (
             f" (key `{key}`)" if key != shown else "")
-        lines.append(f"- `{shown}` at {rate}{': ' + definition if definition else ''}{version}")
+        lines.append(f"- `{shown}` at {rate}{': ' + definition if definition else ''}{version}"
+                     f"{_backend_text(m.get('backend'))}")
     if not frame.empty:
         counts = frame.groupby("task").n.max()
         lines.append("- items scored per task: " + ", ".join(f"{t} {int(n)}" for t, n in counts.items()))
@@ -71,6 +72,14 @@ def measurement_notes(store: ResultStore, frame: pd.DataFrame) -> list[str]:
                  "codec-latent, decoded-logmel and logmel embeddings are different features and are never "
                  "ranked together.")
     return lines
+
+
+def _backend_text(backend) -> str:
+    """'; measured with speechmos 0.0.1.1, onnxruntime 1.32.0, ...': the packages and models behind a metric."""
+    if not isinstance(backend, dict) or not backend:
+        return ""
+    parts = [f"{k} {v}" for k, v in backend.items() if isinstance(v, (str, int, float, bool)) and str(v)]
+    return f"; measured with {', '.join(parts)}" if parts else ""
 
 
 def write_report(store: ResultStore, out_dir: Path | None = None, frame=None, html: bool = True) -> dict[str, Path]:

@@ -116,12 +116,10 @@ def check_state_dict(state: dict, expected: dict, what: str, path: Path | str = 
 
 
 def _torch_load(path: Path) -> dict:
-    import torch
+    from bench.codecs import weights as W
 
-    try:  # mmap: a multi-GB checkpoint is not read twice into memory
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # legacy (non-zip) serialisation cannot be mmapped
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    W.verify_files([path])  # against the sha256 recorded when `bench weights fetch` downloaded it
+    state = W.load_checkpoint(path, mmap=True)  # mmap: a multi-GB checkpoint is not read twice into memory
     if not isinstance(state, dict):
         raise CheckpointMismatchError(f"{path}: expected a plain state_dict, got {type(state).__name__}")
     if "state_dict" in state and isinstance(state["state_dict"], dict) and len(state) <= 3:
@@ -192,34 +190,6 @@ def parse_variant(variant: str | int | None) -> tuple[int, ...]:
         rates = ", ".join(map(str, TOKEN_RATES))
         raise ValueError(f"SemantiCodec variant {variant!r}: give a token rate, one of {rates}")
     return (int(digits),)
-
-
-def fetch_weights(dest: str | Path | None = None, variant: str | None = None, token_rates=None,
-                  vocabs=VOCABS) -> Path:
-    """Download the official files into `dest` (default: the cache) with huggingface_hub; returns the root.
-
-    `variant` (or `token_rates`) picks token rates; all three are about 12 GB, rate 100 alone ~2.4 GB
-    plus its four codebooks.
-    """
-    token_rates = tuple(token_rates) if token_rates is not None else parse_variant(variant)
-    try:
-        from huggingface_hub import hf_hub_download
-    except ImportError as err:
-        raise WeightsMissingError(
-            "fetching SemantiCodec weights needs huggingface_hub: pip install huggingface_hub"
-        ) from err
-    root = Path(dest).expanduser() if dest is not None else default_root()
-    root.mkdir(parents=True, exist_ok=True)
-    names = []
-    for rate in token_rates:
-        names += [f"{rate_dir(rate)}/encoder.ckpt", f"{rate_dir(rate)}/decoder.ckpt"]
-        names += [codebook_relpath(rate, v) for v in vocabs]
-    for name in names:
-        if (root / name).is_file():
-            continue
-        log.info("downloading %s/%s", REPO_ID, name)
-        hf_hub_download(repo_id=REPO_ID, filename=name, local_dir=str(root))
-    return root
 
 
 def list_weights(root: str | Path | None = None) -> list[dict]:
