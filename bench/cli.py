@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--task", action="append", metavar="NAME", help="task, e.g. demo-speech or files:DIR (repeatable)")
     r.add_argument("--metric", action="append", metavar="NAME", help="metric, e.g. mel, wer, visqol (repeatable)")
     r.add_argument("--out", default="bench-out", help="workspace folder (results.sqlite, cache, report)")
-    r.add_argument("--limit", type=int, help="use the first N items of each task")
+    r.add_argument("--limit", type=int, help="use N items of each task (the first N; see --subset-seed)")
     r.add_argument("--device", default="cpu", help="torch device for neural codecs (cpu, cuda, cuda:1)")
     r.add_argument("--jobs", type=int, help="worker processes (default: 2 for weight-free codecs, 1 for neural ones, "
                    "which then take several items per call where they can, e.g. semanticodec 8)")
@@ -119,6 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-seconds", type=_positive_seconds, metavar="S",
                    help="longest item scored (default 600); longer items are recorded as failures")
     r.add_argument("--no-report", action="store_true", help="do not write the report at the end")
+    r.add_argument("--preset", metavar="NAME", help="a paper's protocol: semanticodec-paper (codecs with weights "
+                                                    "here, dataset tasks under $BENCH_DATA, metrics); --codec, "
+                                                    "--task and --metric replace its parts")
+    r.add_argument("--subset-seed", type=int, metavar="S", help="with --limit N: N items drawn with seed S "
+                                                                "(the same on every machine) instead of the first N")
+    r.add_argument("--shard", metavar="K/N", help="run the K-th of N disjoint parts of the items into this --out "
+                                                  "(array jobs); unite them with bench merge")
+    r.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="local: worker processes here (default); ray: Ray actors (pip install -e '.[ray]')")
+    r.add_argument("--address", help="with --executor ray: a running Ray cluster (auto, or ray://HOST:10001)")
+    r.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
+                   help="with --executor ray: GPUs per actor (1: one actor per GPU)")
+
+    mg = sub.add_parser("merge", help="unite the workspaces of bench run --shard K/N into the results of one run")
+    mg.add_argument("workspaces", nargs="+", metavar="WS", help="shard workspaces")
+    mg.add_argument("--out", required=True, help="the merged workspace (a new folder)")
+    mg.add_argument("--allow-partial", action="store_true", help="merge even when shards are missing (marked)")
+    mg.add_argument("--no-report", action="store_true", help="do not write the report of the merged workspace")
 
     rep = sub.add_parser("report", help="write tables and plots of a workspace (read only: archives work)")
     rep.add_argument("--out", default="bench-out", help="workspace folder")
@@ -171,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     previous = _on_sigterm_interrupt()
     try:
-        return {"run": cmd_run, "report": cmd_report, "list": cmd_list, "weights": cmd_weights,
+        return {"run": cmd_run, "merge": cmd_merge, "report": cmd_report, "list": cmd_list, "weights": cmd_weights,
                 "export": cmd_export, "compare": cmd_compare}[args.command](args)
     except KeyboardInterrupt:
         print(_interrupted_line(getattr(args, "finished", None)), file=sys.stderr)
@@ -319,15 +337,25 @@ def cmd_run(args) -> int:
 
     _check_workspace(args.out)
     plan = getattr(args, "plan", None)
-    codecs = _plan_specs(plan, args.weights) if plan else default_plan()
-    tasks = _listish(args.task) or list(DEFAULT_TASKS)
-    metrics = _listish(args.metric)
+    preset = args.preset
+    if preset:  # the preset fills in what is not named; its codecs are those with weights here
+        from bench.tasks.presets import available_codecs, get_preset
+
+        codecs = _plan_specs(plan, args.weights) if plan else available_codecs(get_preset(preset), args.weights)
+        tasks, metrics = _listish(args.task), _listish(args.metric)
+    else:
+        codecs = _plan_specs(plan, args.weights) if plan else default_plan()
+        tasks = _listish(args.task) or list(DEFAULT_TASKS)
+        metrics = _listish(args.metric)
     log.info("codecs: %s", ", ".join(codecs))
-    log.info("tasks: %s; metrics: %s", ", ".join(tasks), ", ".join(metrics) if metrics else "every applicable default")
+    log.info("tasks: %s; metrics: %s", ", ".join(tasks or ["the preset's"]),
+             ", ".join(metrics) if metrics else "the preset's" if preset else "every applicable default")
     started = time.perf_counter()
     args.finished = _Finished(_tqdm_factory())
-    res = run(codecs=codecs, tasks=tasks, metrics=metrics, out=args.out, limit=args.limit, device=args.device,
-              jobs=args.jobs, progress=args.finished, retry_failed=args.retry_failed,
+    res = run(codecs=codecs, tasks=tasks, metrics=metrics, out=args.out, preset=preset, limit=args.limit,
+              subset_seed=args.subset_seed, shard=args.shard, device=args.device, jobs=args.jobs,
+              executor=args.executor, address=args.address, gpus_per_worker=args.gpus_per_worker,
+              progress=args.finished, retry_failed=args.retry_failed,
               max_seconds=args.max_seconds)  # None: the runner's default, bench.audio.DEFAULT_MAX_SECONDS
     try:
         frame = res.to_frame()
@@ -356,6 +384,26 @@ def _tqdm_factory():
     from tqdm import tqdm
 
     return lambda total, desc: tqdm(total=total, desc=desc, unit="item", leave=False)
+
+
+def cmd_merge(args) -> int:
+    from bench.merge import merge
+
+    summary = merge(args.workspaces, args.out, allow_partial=args.allow_partial)
+    for note in summary.notes:
+        log.warning("%s", note)
+    print(f"merged {summary.workspaces} workspace(s) into {args.out}: {summary.cells} cells, {summary.scores} "
+          f"scores, {summary.files} cached outputs")
+    if not args.no_report:
+        from bench.reports.build import write_report
+        from bench.store import ResultStore
+
+        store = ResultStore(args.out, readonly=True)
+        try:
+            print(f"report: {write_report(store)['markdown']}")
+        finally:
+            store.close()
+    return 0
 
 
 def cmd_report(args) -> int:

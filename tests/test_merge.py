@@ -82,3 +82,17 @@ def test_shards_split_by_id_and_subsets_are_seeded(audio_dir):
     for bad in ("0/2", "3/2", "1-2", "x", (1, 0)):
         with pytest.raises(ValueError, match="shard must be K/N"):
             parse_shard(bad)
+
+
+def test_shards_and_merge_from_the_command_line(tmp_path, audio_dir):
+    from bench.cli import main
+
+    base = ["run", "--codec", "opus", "--bitrate", "6", "--task", f"files:{audio_dir}", "--metric", "mel",
+            "--no-report", "--jobs", "1"]
+    assert main(base + ["--out", str(tmp_path / "whole")]) == 0
+    for k in (1, 2):
+        assert main(base + ["--out", str(tmp_path / f"s{k}"), "--shard", f"{k}/2"]) == 0
+    assert main(["merge", str(tmp_path / "s1"), str(tmp_path / "s2"), "--out", str(tmp_path / "m")]) == 0
+    assert _rows(tmp_path / "m") == _rows(tmp_path / "whole")
+    assert (tmp_path / "m" / "report" / "report.md").exists()
+    assert main(["merge", str(tmp_path / "s1"), "--out", str(tmp_path / "m2"), "--no-report"]) == 2  # 2/2 missing
