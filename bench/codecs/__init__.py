@@ -55,6 +55,24 @@ CODECS.register(  # token_rate= 25/50/100 x vocab= 4096-32768; tiny: random-weig
     operating_points=(0.3125, 0.325, 0.3375, 0.35, 0.625, 0.65, 0.675, 0.7, 1.25, 1.3, 1.35, 1.4),
     needs_weights=True, licence="MIT", description="SemantiCodec: AudioMAE semantic + acoustic tokens, diffusion decoder",
 )
+CODECS.register(  # one FSQ code of 4^8 = 65536 values (16 bits) per 20 ms; the decoder's 24 kHz output is resampled
+    "neucodec", "bench.codecs.neucodec:NeuCodec",  # to 16 kHz by decode() (decode_native() keeps 24 kHz)
+    sample_rate=16000, channels=1, frame_rate=50, operating_points=(0.8,), native_output_rate=24000,
+    needs_weights=True, licence="Apache-2.0",
+    description="NeuCodec (Neuphonic) via transformers: 16 kHz in, 24 kHz decoder (scored at 16 kHz), one FSQ codebook",
+)
+CODECS.register(  # token_rate= 40 | 75 (hop 600 | 320), one codebook of 4096 (12 bits); checkpoint= a release
+    "wavtokenizer", "bench.codecs.wavtokenizer:WavTokenizer",
+    sample_rate=24000, channels=1, frame_rate="40|75", operating_points=(0.48, 0.9),
+    needs_weights=True, licence="MIT", description="WavTokenizer via transformers: one 4096-entry codebook, Vocos decoder",
+)
+CODECS.register(  # n_codebooks= 1-16 of 1024 entries (10 bits) at 25 frames/s: 0.25 kbps each
+    "higgs", "bench.codecs.higgs:Higgs",
+    sample_rate=24000, channels=1, frame_rate=25, operating_points=tuple(k * 0.25 for k in range(1, 17)),
+    needs_weights=True, restricted_commercial=True,
+    licence="Boson Higgs Audio 2 Community License (RESTRICTED: commercial use capped at 100k annual active users)",
+    description="Higgs audio v2 tokenizer (Boson AI) via transformers: HuBERT + DAC encoders, RVQ",
+)
 
 
 def load_codec(name: str, bitrate: float | None = None, **options: Any):

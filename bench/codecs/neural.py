@@ -128,3 +128,77 @@ class NeuralCodec(Codec):
     def _check_input(self, wav: Any) -> torch.Tensor:
         """Any array `[B, C, T]` -> float32 CPU tensor (`Codec.check_input`: errors that say what to pass)."""
         return self.check_input(wav)
+
+
+# -- checkpoints that exist only in the transformers layout (one hub repository per checkpoint) ----------------
+
+@dataclasses.dataclass(frozen=True)
+class HubCheckpoint:
+    """One released checkpoint in the transformers layout (config.json + model.safetensors).
+
+    key: its cache folder, `weights_dir(codec, key)`; repo/revision/files: what `bench weights fetch` downloads
+    (a digest or revision of None is not known here: the fetch then needs --trust-unpinned, see weights.py);
+    gated: the hub repository asks users to accept its terms (fetch needs `hf auth login` first)."""
+
+    key: str
+    repo: str
+    revision: str | None = None
+    files: tuple[tuple[str, str | None], ...] = (("config.json", None), ("model.safetensors", None))
+    source: str = ""
+    gated: bool = False
+
+    def pin(self) -> "W.HubPin":
+        return W.HubPin(self.repo, self.revision, dict(self.files), self.source)
+
+
+def resolve_checkpoint(codec: Codec, key: str, weights: str | Path | None,
+                       suffixes: tuple[str, ...] = ()) -> W.Found:
+    """The weights of checkpoint `key` of `codec`: `weights` (a Hugging Face folder, a folder holding `<key>/`, or an
+    original file with one of `suffixes`), else the cache. Checks recorded digests; a folder from `bench weights
+    random` marks `codec.meta` random. Raises the missing-weights error naming `bench weights fetch`."""
+    where = weights if weights is not None else W.weights_dir(codec.name, key)
+    found = W.find_weights(where, codec.name, key, suffixes)
+    if found is None:
+        raise W.missing_weights(codec.name, where, key)
+    W.verify_found(found)
+    if W.is_random(found.path):
+        codec.meta = dataclasses.replace(codec.meta, random_weights=True)
+    return found
+
+
+def fetch_checkpoints(codec: str, checkpoints: dict[str, HubCheckpoint], dest: Path | None, variant: str | None,
+                      trust_unpinned: bool) -> Path:
+    """`bench weights fetch CODEC`: each checkpoint (or the one named `variant`) into `dest/<key>/` (default: the
+    cache), every file checked against its pinned sha256 (weights.py `_fetch_hub_files`)."""
+    if variant is not None and variant not in checkpoints:
+        raise ValueError(f"{codec} has no checkpoint {variant!r}; choose one of {', '.join(checkpoints)}")
+    chosen = [checkpoints[variant]] if variant else list(checkpoints.values())
+    root = Path(dest) if dest else W.weights_dir(codec)
+    for ck in chosen:
+        if ck.gated:
+            import logging
+
+            logging.getLogger(__name__).info("%s is gated on the hub: accept its terms there and run `hf auth login` "
+                                             "first", ck.repo)
+        W._fetch_hub_files(ck.pin(), [name for name, _ in ck.files], root / ck.key, trust_unpinned)
+    return root
+
+
+def save_hf_random(model, dest: str | Path, key: str) -> Path:
+    """A random-init model in the transformers layout under `dest/<key>/`, the folder marked random."""
+    folder = Path(dest) / key
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    W.mark_random(dest)
+    return folder
+
+
+def list_checkpoints(codec: str, checkpoints: dict[str, HubCheckpoint], suffixes: tuple[str, ...] = ()) -> list[dict]:
+    """`bench weights list` rows {codec, variant, where, present} for each checkpoint's cache folder."""
+    rows = []
+    for key in checkpoints:
+        where = W.weights_dir(codec, key)
+        found = W.find_weights(where, codec, key, suffixes)
+        rows.append({"codec": codec, "variant": key, "where": found.path if found else where,
+                     "present": found is not None})
+    return rows

@@ -49,7 +49,44 @@ XCODEC2_LIBRISPEECH = PublishedBlock(
     ),
 )
 
-BLOCKS = (SEMANTICODEC_PAPER, XCODEC2_LIBRISPEECH)
+# Boson AI's Higgs audio tokenizer blog (boson-ai/higgs-audio, tech_blogs/TOKENIZER_BLOG.md; read from the copy in
+# the zixin-gao/higgs-audio fork at commit 851208c): the rows of the codecs bench runs, as the tables print them.
+HIGGS_BLOG_STFT = PublishedBlock(
+    source="Higgs audio tokenizer blog (Boson AI 2025, boson-ai/higgs-audio tech_blogs/TOKENIZER_BLOG.md), "
+           "'Acoustic Evaluation' table",
+    note=("STFT distance (lower is better) on Boson's AudioTokenBench: 1,000 10 s clips each of speech (DAPS), sound "
+          "events (AudioSet), music (MUSDB) and 150 30 s audiophile clips; 16 kHz outputs upsampled to 24 kHz. "
+          "kbps as the authors computed it from the checkpoints; evaluated by the Higgs authors."),
+    columns=("codec", "kbps", "frames/s", "speech", "sound event", "music", "audiophile"),
+    rows=(
+        ("Encodec 24 kHz", 24, 75, 1.96, 2.65, 2.52, 2.30),
+        ("DAC 24 kHz", 24, 75, 1.13, 1.45, 1.34, 1.62),
+        ("WavTokenizer (medium music/audio)", 0.9, 75, 1.93, 2.44, 2.17, 2.15),
+        ("WavTokenizer (large speech)", 0.9, 75, 1.78, 2.47, 2.42, 2.47),
+        ("SemantiCodec", 1.4, 50, 3.05, 3.28, 3.24, 3.18),
+        ("Mimi", 4.4, 12.5, 1.77, 2.40, 2.30, 2.15),
+        ("X-Codec (general)", 4, 50, 2.95, 3.16, 3.00, 3.03),
+        ("X-Codec2", 0.8, 50, 3.06, 3.72, 3.62, 3.64),
+        ("Higgs audio v2 tokenizer", 2, 25, 1.62, 2.03, 1.85, 1.80),
+    ),
+)
+
+HIGGS_BLOG_SEEDTTS = PublishedBlock(
+    source="Higgs audio tokenizer blog (Boson AI 2025, boson-ai/higgs-audio tech_blogs/TOKENIZER_BLOG.md), "
+           "'Semantic Evaluation' table",
+    note=("Seed-TTS eval targets reconstructed by each codec: WER % and speaker similarity (WavLM-large) to the "
+          "prompt, English and Chinese; evaluated by the Higgs authors."),
+    columns=("codec", "kbps", "en WER %", "en SIM", "zh WER %", "zh SIM"),
+    rows=(
+        ("SemantiCodec", 1.4, 3.46, 0.56, 2.18, 0.60),
+        ("Mimi", 4.4, 2.35, 0.70, 1.48, 0.72),
+        ("X-Codec", 4.0, 2.68, 0.63, 1.66, 0.66),
+        ("X-Codec2", 0.8, 2.74, 0.62, 1.91, 0.67),
+        ("Higgs audio v2 tokenizer", 2.0, 2.52, 0.67, 1.48, 0.71),
+    ),
+)
+
+BLOCKS = (SEMANTICODEC_PAPER, XCODEC2_LIBRISPEECH, HIGGS_BLOG_STFT, HIGGS_BLOG_SEEDTTS)
 
 
 def _cell(v) -> str:
