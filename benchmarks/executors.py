@@ -10,7 +10,7 @@ workers (`--jobs`, 2 by default; Ray: a local runtime with that many CPUs). Ray'
 its timed run and its start-up is printed apart. The table gives wall time, items per second and the ratio
 local/Ray, then the largest difference between the two runs' per-item scores (0 under equal thread counts).
 
-`--direct` times `LocalPool` against `RayPool` on `bench.runner:_worker_item` jobs built here (no store, no
+`--direct` times `LocalPool` against `RayPool` on `bench.workers:_worker_item` jobs built here (no store, no
 matrix): the executors' own overhead. Timings on a shared machine are noisy: read the ratio of one run.
 """
 
@@ -97,7 +97,8 @@ def direct(args, codec: tuple, metrics: list[str], tmp: Path) -> tuple[dict, dic
     """LocalPool vs RayPool on the runner's own item job (`_worker_init` once per worker, `_worker_item`)."""
     from bench.executors.local import LocalPool
     from bench.executors.ray import RayPool
-    from bench.runner import CodecSpec, _registry_entries
+    from bench.runner import CodecSpec
+    from bench.workers import _registry_entries
 
     spec = CodecSpec.parse(codec)
     ids = [bench.load_metric(m).identity() for m in metrics]
@@ -107,13 +108,13 @@ def direct(args, codec: tuple, metrics: list[str], tmp: Path) -> tuple[dict, dic
     for executor in ("local", "ray"):
         if executor == "ray":
             ray_start = start_ray(args.jobs)
-        jobs = [(it.id, "bench.runner:_worker_item", (it, ids, str(tmp / f"{executor}-{i}.npz")))
+        jobs = [(it.id, "bench.workers:_worker_item", (it, ids, str(tmp / f"{executor}-{i}.npz")))
                 for i, it in enumerate(items)]
         t0 = time.perf_counter()
         if executor == "ray":
-            pool = RayPool("bench.runner:_worker_init", init_args, args.jobs, gpus_per_worker=args.gpus_per_worker)
+            pool = RayPool("bench.workers:_worker_init", init_args, args.jobs, gpus_per_worker=args.gpus_per_worker)
         else:
-            pool = LocalPool("bench.runner:_worker_init", init_args, args.jobs)
+            pool = LocalPool("bench.workers:_worker_init", init_args, args.jobs)
         with pool:
             got = dict(pool.run(jobs))
         times[executor] = time.perf_counter() - t0
@@ -149,10 +150,13 @@ def main(argv=None) -> None:
         how = direct if args.direct else through_run
         times, values, ray_start = how(args, (name, options), metrics, Path(tmp))
     n = args.limit
-    print(f"\n| executor ({'pools alone' if args.direct else 'bench.run'}) | workers | wall s | items/s |")
-    print("| --- | --- | --- | --- |")
+    print(f"\n| executor ({'pools alone' if args.direct else 'bench.run'}) | workers | wall s | items/s "
+          "| wall s with Ray's start-up |")
+    print("| --- | --- | --- | --- | --- |")
     for executor in ("local", "ray"):
-        print(f"| {executor} | {args.jobs} | {times[executor]:.1f} | {n / times[executor]:.2f} |")
+        start = ray_start if executor == "ray" else 0.0
+        print(f"| {executor} | {args.jobs} | {times[executor]:.1f} | {n / times[executor]:.2f} | "
+              f"{times[executor] + start:.1f} |")
     print(f"\nlocal/ray wall ratio {times['local'] / times['ray']:.2f} (above 1: Ray faster); Ray runtime start-up "
           f"{ray_start:.1f} s, not in Ray's wall time")
     a, b = values["local"], values["ray"]

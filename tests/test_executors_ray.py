@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,7 +134,8 @@ def test_runner_items_equal_local_pool(tmp_path, monkeypatch):
     and a float64 np.dot (si_sdr) rounds differently with another OpenBLAS thread count, so the local
     workers get 1 BLAS thread too (they inherit this environment)."""
     import bench
-    from bench.runner import CodecSpec, _registry_entries
+    from bench.runner import CodecSpec
+    from bench.workers import _registry_entries
     from bench.store import ResultStore
 
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -143,12 +145,12 @@ def test_runner_items_equal_local_pool(tmp_path, monkeypatch):
     init_args = (spec, ids, "cpu", _registry_entries(spec, ids))
 
     def work(tag: str) -> list:
-        return [(it.id, "bench.runner:_worker_item", (it, ids, str(tmp_path / f"{tag}-{i}.npz")))
+        return [(it.id, "bench.workers:_worker_item", (it, ids, str(tmp_path / f"{tag}-{i}.npz")))
                 for i, it in enumerate(items)]
 
-    with RayPool("bench.runner:_worker_init", init_args, jobs=2) as p:
+    with RayPool("bench.workers:_worker_init", init_args, jobs=2) as p:
         got = list(p.run(work("ray")))
-    with LocalPool("bench.runner:_worker_init", init_args, jobs=1) as local:
+    with LocalPool("bench.workers:_worker_init", init_args, jobs=1) as local:
         want = dict(local.run(work("local")))
     assert _keys(got) == sorted(it.id for it in items)
 
@@ -162,3 +164,75 @@ def test_runner_items_equal_local_pool(tmp_path, monkeypatch):
         a, b = ResultStore.load_output(tmp_path / f"ray-{i}.npz"), ResultStore.load_output(tmp_path / f"local-{i}.npz")
         np.testing.assert_array_equal(a["audio"], b["audio"])
         np.testing.assert_array_equal(a["codes"], b["codes"])
+
+
+def _per_item(ws) -> dict:
+    from bench.store import ResultStore
+
+    store = ResultStore(ws, readonly=True)
+    try:
+        rows = {(r.item, r.metric, r.key): r.value for r in store.scores_frame().itertuples()}
+        rows.update({("bps", r.item): r.bits_per_second for r in store.encodes_frame().itertuples()})
+        return rows
+    finally:
+        store.close()
+
+
+def _actor_pids() -> list[int]:
+    """Pids of the Ray actors started under this test process (Ray titles them ray::_Actor...), from /proc."""
+    parents, titles = {}, {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                parents[int(d.name)] = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                titles[int(d.name)] = (d / "cmdline").read_bytes().split(b"\0")[0]
+            except (OSError, IndexError, ValueError):
+                pass
+
+    def mine(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == os.getpid():
+                return True
+        return False
+
+    return sorted(pid for pid, title in titles.items() if title.startswith(b"ray::_Actor") and mine(pid))
+
+
+class _KillOnce:
+    """A progress bar that SIGKILLs one Ray actor after `after` items were recorded by the driver."""
+
+    def __init__(self, after: int):
+        self.after, self.seen, self.done, self.killed = after, 0, [], None
+
+    def __call__(self, total: int, what: str) -> "_KillOnce":
+        return self
+
+    def update(self, n: int = 1) -> None:
+        self.seen += n
+        if self.killed is None and self.seen >= self.after:
+            self.killed = _actor_pids()[0]
+            os.kill(self.killed, signal.SIGKILL)
+
+    def close(self) -> None:
+        pass
+
+
+def test_run_on_ray_equals_local_and_survives_a_killed_worker(tmp_path, monkeypatch, caplog):
+    """bench.run(executor="ray"): the same per-item values as the local executor; an actor killed mid-run
+    costs nothing (its items run again), every item is scored, no failure is recorded."""
+    import bench
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the thread counts Ray gives its actors (see above)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    kw = dict(codecs=["opus:bitrate=6"], tasks=["demo-speech"], metrics=["mel", "sisdr"], limit=16, jobs=2)
+    local = bench.run(out=tmp_path / "local", executor="local", **kw)
+    killer = _KillOnce(after=3)
+    with caplog.at_level(logging.WARNING, logger="bench.executors.ray"):
+        on_ray = bench.run(out=tmp_path / "ray", executor="ray", progress=killer, **kw)
+    assert killer.killed is not None
+    assert f"Ray worker {killer.killed} " in caplog.text and "in flight" in caplog.text  # it died busy
+    assert on_ray.codec_work == local.codec_work == 16
+    assert len(on_ray.failures()) == 0
+    want, got = _per_item(tmp_path / "local"), _per_item(tmp_path / "ray")
+    assert len(want) == 16 * 3 and got == want  # bit for bit, every item once

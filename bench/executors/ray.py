@@ -1,8 +1,8 @@
 """Ray actors as workers: the same interface as `LocalPool`, on a local Ray cluster or an existing one.
 
-    with RayPool("bench.runner:_worker_init", (spec, metric_ids), jobs=4, address="auto",
+    with RayPool("bench.workers:_worker_init", (spec, metric_ids), jobs=4, address="auto",
                  gpus_per_worker=1) as pool:
-        for key, result in pool.run((item.id, "bench.runner:_worker_item", (item, ids, cache)) for ...):
+        for key, result in pool.run((item.id, "bench.workers:_worker_item", (item, ids, cache)) for ...):
             if isinstance(result, WorkerCrash): ...   # the actor died on this item (twice): one failure
 
 Each worker is a Ray actor that calls `init(*init_args)` once (the codec model loads once per actor) and
