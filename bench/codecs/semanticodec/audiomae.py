@@ -8,6 +8,8 @@ verified, but it is never run: SemantiCodec reads only the encoder, without mask
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -93,20 +95,29 @@ class MaskedAutoencoderViT(nn.Module):
         self.decoder_norm = nn.LayerNorm(dd, eps=1e-6)
         self.decoder_pred = nn.Linear(dd, cfg.mae_pred_dim)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """fbank `[B, 1, 1024, 128]` -> `[B, 512, D]`.
+    def transformer_input(self, x: torch.Tensor) -> torch.Tensor:
+        """fbank `[B, 1, 1024, 128]` -> the transformer input `[B, 1 + 512, D]`: the CLS token, then the patches
+        in time-major order, each with its row of the stored position table (row 0 belongs to CLS)."""
+        patches = self.patch_embed(x)
+        cls = self.cls_token.expand(patches.shape[0], -1, -1)
+        return torch.cat((cls + self.pos_embed[:, :1, :], patches + self.pos_embed[:, 1:, :]), dim=1)
 
-        Mean of `norm(block_n)` over n > contextual_depth, CLS dropped."""
-        x = self.patch_embed(x) + self.pos_embed[:, 1:, :]
-        cls = (self.cls_token + self.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
-        x = torch.cat((cls, x), dim=1)
-        taps = []
-        for n, blk in enumerate(self.blocks):
-            x = blk(x)
-            if n > self.contextual_depth:
-                taps.append(self.norm(x))
-        # stack-then-mean, as the official code, so the sum order (and the last bit) agree
-        return torch.stack(taps, dim=0).mean(dim=0)[:, 1:, :]
+    def hidden_states(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        """Yield the output of each encoder block in turn for a transformer input `[B, 1 + N, D]`."""
+        for block in self.blocks:
+            x = block(x)
+            yield x
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """fbank `[B, 1, 1024, 128]` -> patch features `[B, 512, D]`, no masking.
+
+        The feature is contextual, not the last layer: the final LayerNorm is applied to the output of every
+        block deeper than `contextual_depth` (blocks 9-11 of ViT-B) and those are averaged; CLS is dropped.
+        The normalised outputs are stacked and then averaged, the summation order of the official code, so
+        the result agrees to the last bit."""
+        deep = [self.norm(h) for depth, h in enumerate(self.hidden_states(self.transformer_input(x)))
+                if depth > self.contextual_depth]
+        return torch.stack(deep).mean(dim=0)[:, 1:, :]
 
 
 class AudioMAE(nn.Module):

@@ -12,7 +12,8 @@ layer"), the second cross-attending to the context.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -114,6 +115,44 @@ class TimestepEmbedSequential(nn.ModuleList):
         return x, emb
 
 
+@dataclass(frozen=True)
+class Stage:
+    """One numbered entry of `input_blocks` / `output_blocks`.
+
+    kind "res": a ResBlock to `width` channels at resolution `level` (downsample factor 2**level), followed by
+    the two transformers when `attend`, and by an Upsample when `upsample`; kind "down": a lone Downsample.
+    """
+
+    kind: str
+    level: int
+    width: int
+    attend: bool = False
+    upsample: bool = False
+
+
+def unet_plan(model_channels: int, channel_mult: Sequence[int], num_res_blocks: int,
+              attention_resolutions: Sequence[int]) -> tuple[list[Stage], list[Stage]]:
+    """The (encoder, decoder) halves of the UNet as lists of stages, in key order (after the stem conv).
+
+    Encoder: at each level `num_res_blocks` ResBlocks, then a Downsample except at the deepest level.
+    Decoder: the levels deepest first, `num_res_blocks + 1` ResBlocks each, every one fed the matching encoder
+    output (the stem's included) as a skip; the last one of every level but the top upsamples. Attention runs
+    at the levels whose downsample factor is listed in `attention_resolutions`.
+    """
+    widths = [model_channels * m for m in channel_mult]
+    attends = [2 ** level in attention_resolutions for level in range(len(widths))]
+    encoder: list[Stage] = []
+    for level, width in enumerate(widths):
+        encoder += [Stage("res", level, width, attends[level])] * num_res_blocks
+        if level < len(widths) - 1:
+            encoder.append(Stage("down", level, width))
+    decoder = [
+        Stage("res", level, widths[level], attends[level], upsample=level > 0 and i == num_res_blocks)
+        for level in reversed(range(len(widths))) for i in range(num_res_blocks + 1)
+    ]
+    return encoder, decoder
+
+
 class UNetModel(nn.Module):
     """Official UNetModel with use_spatial_transformer=True, extra_sa_layer=True, legacy=True,
     use_scale_shift_norm=False, resblock_updown=False, conv_resample=True, dims=2, dropout=0.
@@ -149,41 +188,30 @@ class UNetModel(nn.Module):
                 return [cross]
             return [SpatialTransformer(ch, heads, dim_head, transformer_depth, None, norm_groups), cross]
 
+        def block(stage: Stage, ch_in: int) -> TimestepEmbedSequential:
+            if stage.kind == "down":
+                return TimestepEmbedSequential([Downsample(ch_in)])
+            layers: list[nn.Module] = [ResBlock(ch_in, emb_dim, stage.width, norm_groups)]
+            layers += attention(stage.width) if stage.attend else []
+            layers += [Upsample(stage.width)] if stage.upsample else []
+            return TimestepEmbedSequential(layers)
+
+        encoder, decoder = unet_plan(model_channels, channel_mult, num_res_blocks, attention_resolutions)
+        # every encoder block's output width, the stem's first: the decoder takes them back last-in first-out
+        skips = [model_channels] + [stage.width for stage in encoder]
         self.input_blocks = nn.ModuleList(
             [TimestepEmbedSequential([nn.Conv2d(in_channels, model_channels, 3, padding=1)])]
+            + [block(stage, ch_in) for stage, ch_in in zip(encoder, skips[:-1])]  # each reads its predecessor
         )
-        chans = [model_channels]
-        ch = model_channels
-        ds = 1
-        for level, mult in enumerate(channel_mult):
-            for _ in range(num_res_blocks):
-                layers: list[nn.Module] = [ResBlock(ch, emb_dim, mult * model_channels, norm_groups)]
-                ch = mult * model_channels
-                if ds in attention_resolutions:
-                    layers += attention(ch)
-                self.input_blocks.append(TimestepEmbedSequential(layers))
-                chans.append(ch)
-            if level != len(channel_mult) - 1:
-                self.input_blocks.append(TimestepEmbedSequential([Downsample(ch)]))
-                chans.append(ch)
-                ds *= 2
-
+        ch = skips[-1]
         self.middle_block = TimestepEmbedSequential(
             [ResBlock(ch, emb_dim, ch, norm_groups), *attention(ch), ResBlock(ch, emb_dim, ch, norm_groups)]
         )
-
-        self.output_blocks = nn.ModuleList([])
-        for level, mult in list(enumerate(channel_mult))[::-1]:
-            for i in range(num_res_blocks + 1):
-                ich = chans.pop()
-                layers = [ResBlock(ch + ich, emb_dim, model_channels * mult, norm_groups)]
-                ch = model_channels * mult
-                if ds in attention_resolutions:
-                    layers += attention(ch)
-                if level and i == num_res_blocks:
-                    layers.append(Upsample(ch))
-                    ds //= 2
-                self.output_blocks.append(TimestepEmbedSequential(layers))
+        outs = [ch] + [stage.width for stage in decoder[:-1]]  # a decoder block reads its predecessor's output
+        self.output_blocks = nn.ModuleList(
+            block(stage, prev + skip) for stage, prev, skip in zip(decoder, outs, reversed(skips))
+        )
+        ch = decoder[-1].width
 
         self.out = nn.Sequential(
             GroupNorm32(norm_groups, ch), nn.SiLU(), nn.Conv2d(model_channels, out_channels, 3, padding=1)
