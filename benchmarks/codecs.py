@@ -1,8 +1,10 @@
-"""Real-time factor and peak memory of the neural codecs (Encodec, DAC) per operating point.
+"""Real-time factor and peak memory of the neural codecs (Encodec, DAC, Mimi, X-Codec, X-Codec2, NeuCodec, WavTokenizer,
+Higgs) per operating point.
 
     python benchmarks/codecs.py                      # CPU, full-size random-weight models, 5 s clips
     python benchmarks/codecs.py --all --seconds 10   # every operating point (DAC has 53)
     python benchmarks/codecs.py --long 60,120        # peak memory of long files: flat when chunking works
+    python benchmarks/codecs.py --only mimi,xcodec,xcodec2 --tiny   # the zoo's wiring, tests' tiny configs
 
 Random weights cost the same time as trained ones (same shapes). RTF = processing seconds / audio seconds
 (< 1 is faster than real time). Peak memory is the process's resident-set high-water mark above its level
@@ -27,6 +29,14 @@ import torch  # noqa: E402
 
 from bench.codecs.dac import DAC  # noqa: E402
 from bench.codecs.encodec import Encodec  # noqa: E402
+from bench.codecs.mimi import Mimi  # noqa: E402
+from bench.codecs.xcodec import XCodec  # noqa: E402
+from bench.codecs.xcodec2 import XCodec2  # noqa: E402
+from bench.codecs.higgs import Higgs  # noqa: E402
+from bench.codecs.neucodec import NeuCodec  # noqa: E402
+from bench.codecs.wavtokenizer import WavTokenizer  # noqa: E402
+
+CLASSES = {c.name: c for c in (Encodec, DAC, Mimi, XCodec, XCodec2, NeuCodec, WavTokenizer, Higgs)}
 
 
 def rss_mb() -> float:
@@ -46,6 +56,24 @@ def reference_seconds(codec, x: torch.Tensor) -> float:
         if isinstance(codec, Encodec):
             enc = m.encode(x, bandwidth=codec.bandwidth)
             m.decode(enc.audio_codes, enc.audio_scales, last_frame_pad_length=enc.last_frame_pad_length)
+        elif isinstance(codec, Mimi):
+            m.decode(m.encode(x, num_quantizers=codec.n_codebooks).audio_codes)
+        elif isinstance(codec, XCodec):
+            pad = (-x.shape[-1]) % codec.hop
+            m.decode(m.encode(torch.nn.functional.pad(x, (0, pad)), bandwidth=codec.bandwidth, return_dict=False))
+        elif isinstance(codec, XCodec2):  # the semantic features are part of the reference's work too
+            values, feats = codec.inputs(x)
+            mask = torch.ones(feats.shape[:2], dtype=torch.long)
+            m.decode(audio_codes=m.encode(values, feats, input_features_mask=mask).audio_codes)
+        elif isinstance(codec, NeuCodec):  # features included, as the reference's feature extractor computes them
+            values, feats = codec._inputs(x)
+            m.decode(audio_codes=m.encode(values, input_features=feats).audio_codes)
+        elif isinstance(codec, WavTokenizer):
+            m.decode(m.encode(x).audio_codes)
+        elif isinstance(codec, Higgs):  # the full quantizer, as the model's encode runs it
+            pad = (-x.shape[-1]) % codec.hop
+            m.decode(m.encode(torch.nn.functional.pad(x, (0, pad)), return_dict=False)[:, : codec.n_codebooks],
+                     return_dict=False)
         else:
             pad = (-x.shape[-1]) % codec.hop
             enc = m.encode(torch.nn.functional.pad(x, (0, pad)), n_quantizers=codec.n_codebooks)
@@ -56,10 +84,10 @@ def reference_seconds(codec, x: torch.Tensor) -> float:
 def points(all_points: bool) -> list[tuple[str, dict, str]]:
     """(codec name, options, label) to measure: every point with --all, else each variant's ends and middle."""
     chosen = []
-    for cls in (Encodec, DAC):
-        by_variant: dict[int, list] = {}
+    for cls in CLASSES.values():
+        by_variant: dict = {}
         for p in cls.operating_points():
-            by_variant.setdefault(p.options["sample_rate"], []).append(p)
+            by_variant.setdefault(p.options.get("sample_rate", p.options.get("variant")), []).append(p)
         for pts in by_variant.values():
             keep = pts if all_points or len(pts) <= 5 else [pts[0], pts[len(pts) // 2], pts[-1]]
             chosen += [(cls.name, p.options, p.label) for p in keep]
@@ -70,8 +98,8 @@ def child(job: dict) -> dict:
     """One measurement in a fresh process, so that the RSS high-water mark belongs to this clip alone."""
     if job.get("threads"):
         torch.set_num_threads(job["threads"])
-    cls = {"encodec": Encodec, "dac": DAC}[job["codec"]]
-    codec = cls(pretrained=False, device=job["device"], **job["options"])
+    cls = CLASSES[job["codec"]]
+    codec = cls(pretrained=False, device=job["device"], tiny=job.get("tiny", False), **job["options"])
     sr, ch, seconds = codec.meta.sample_rate, codec.meta.channels, job["seconds"]
     x = 0.1 * torch.randn(1, ch, int(seconds * sr), generator=torch.Generator().manual_seed(0))
     codec.decode(codec.encode(x[..., : sr // 4]))  # warm-up on 0.25 s (kernels, allocator)
@@ -119,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timings are the fastest of this many runs")
     ap.add_argument("--no-reference", action="store_true", help="skip the direct transformers timing")
     ap.add_argument("--long", default="", help="comma-separated long clip lengths in seconds, e.g. 60,120")
-    ap.add_argument("--only", default="", help="comma-separated codec names to measure (encodec, dac)")
+    ap.add_argument("--only", default="", help="comma-separated codec names to measure (" + ", ".join(CLASSES) + ")")
+    ap.add_argument("--tiny", action="store_true", help="the tests' tiny random configurations (wiring, not speed)")
     ap.add_argument("--json", help="also write the rows here")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -129,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     only = set(filter(None, args.only.split(",")))
     print(f"# torch {torch.__version__}, device {args.device}, {args.threads or torch.get_num_threads()} threads, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; clips of {args.seconds:g} s, fastest of "
-          f"{args.repeats}; full-size models, random weights")
-    common = {"device": args.device, "threads": args.threads, "repeats": args.repeats}
+          f"{args.repeats}; {'TINY' if args.tiny else 'full-size'} models, random weights")
+    common = {"device": args.device, "threads": args.threads, "repeats": args.repeats, "tiny": args.tiny}
     rows = [spawn({**common, "codec": name, "options": opts, "label": label, "seconds": args.seconds,
                    "reference": not args.no_reference})
             for name, opts, label in points(args.all) if not only or name in only]

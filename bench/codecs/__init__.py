@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from typing import Any
 
 from bench.registry import Registry, parse_spec
@@ -55,6 +56,23 @@ CODECS.register(  # token_rate= 25/50/100 x vocab= 4096-32768; tiny: random-weig
     operating_points=(0.3125, 0.325, 0.3375, 0.35, 0.625, 0.65, 0.675, 0.7, 1.25, 1.3, 1.35, 1.4),
     needs_weights=True, licence="MIT", description="SemantiCodec: AudioMAE semantic + acoustic tokens, diffusion decoder",
 )
+CODECS.register(  # n_codebooks= 1-32 (1 semantic + acoustic), 2048 entries (11 bits) at 12.5 frames/s
+    "mimi", "bench.codecs.mimi:Mimi",
+    sample_rate=24000, channels=1, frame_rate=12.5,
+    operating_points=tuple(round(k * 11 * 12.5 / 1000, 4) for k in range(1, 33)),
+    needs_weights=True, licence="CC-BY-4.0 (weights)", description="Mimi (Kyutai) via transformers; 0.1375 kbps per codebook",
+)
+CODECS.register(  # variant= speech | general; bandwidth= the config's target_bandwidths (1024 entries, 50 frames/s)
+    "xcodec", "bench.codecs.xcodec:XCodec",
+    sample_rate=16000, channels=1, frame_rate=50, operating_points=(0.5, 1, 1.5, 2, 4),
+    needs_weights=True, licence="CC-BY-4.0 (weights)", description="X-Codec via transformers: HuBERT semantic + DAC acoustic RVQ",
+)
+CODECS.register(  # one FSQ codebook of 4^8 = 65536 entries (16 bits) at 50 frames/s
+    "xcodec2", "bench.codecs.xcodec2:XCodec2",
+    sample_rate=16000, channels=1, frame_rate=50, operating_points=(0.8,),
+    needs_weights=True, licence="CC-BY-NC-4.0 (weights: NON-COMMERCIAL)", non_commercial=True,
+    description="X-Codec2 via transformers: Wav2Vec2-BERT + acoustic encoder, one FSQ codebook",
+)
 CODECS.register(  # one FSQ code of 4^8 = 65536 values (16 bits) per 20 ms; the decoder's 24 kHz output is resampled
     "neucodec", "bench.codecs.neucodec:NeuCodec",  # to 16 kHz by decode() (decode_native() keeps 24 kHz)
     sample_rate=16000, channels=1, frame_rate=50, operating_points=(0.8,), native_output_rate=24000,
@@ -87,6 +105,8 @@ def load_codec(name: str, bitrate: float | None = None, **options: Any):
     options = {**spec_options, **options}
     if "bitrate" in options:
         bitrate = float(options.pop("bitrate"))
+    if bitrate is not None and not (math.isfinite(float(bitrate)) and float(bitrate) > 0):
+        raise CodecError(f"--bitrate must be a positive number of kbps, got {bitrate}")
     cls = CODECS.get(base)
     if bitrate is not None:
         takes_options = "options" in inspect.signature(cls.nearest_operating_point).parameters

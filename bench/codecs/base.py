@@ -61,6 +61,10 @@ class CodecMeta:
     licence: str
     paper: str = ""
     random_weights: bool = False  # True for tiny/untrained models: reports must say so
+    # Entries of each code stream's codebook, stream k of codes [B, K, N] -> codebook_sizes[k] (e.g. Encodec at
+    # 6 kbps: 8 x 1024; SemantiCodec: (semantic vocab, 8192)). None for codecs that send bytes (classic codecs).
+    # The report's token statistics (bench/reports/tokens.py) read it from the stored codec meta.
+    codebook_sizes: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

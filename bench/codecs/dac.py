@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +209,7 @@ def load_dac_original(path: Path, variant: DacVariant):
     """An original `.pth` (state dict + metadata kwargs) -> `DacModel`, strictly."""
     from transformers import DacModel
 
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = W.load_checkpoint(path)
     if not (isinstance(blob, dict) and "state_dict" in blob and "metadata" in blob):
         raise CodecError(f"{path}: not a DAC release file (expected a dict with 'state_dict' and 'metadata'); "
                          "torch.package files (package.pth) are not supported, use weights.pth")
@@ -291,6 +291,7 @@ class DAC(NeuralCodec):
                              f"n_codebooks={n_codebooks} is too many")
         self.hop = int(math.prod(self.model.config.downsampling_ratios))
         self.bits_per_code = math.log2(self.model.config.codebook_size)
+        self.meta = replace(self.meta, codebook_sizes=(int(self.model.config.codebook_size),) * n_codebooks)
         self.device = "cpu"
         if device != "cpu":
             self.to(device)

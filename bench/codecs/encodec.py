@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +159,7 @@ def load_encodec_original(path: Path, variant: EncodecVariant):
     """An original `.th` state dict -> `EncodecModel` (strict: every tensor must find its place)."""
     from transformers import EncodecModel
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = W.load_checkpoint(path)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     model = EncodecModel(_infer_encodec_config(state, variant))
@@ -245,6 +245,7 @@ class Encodec(NeuralCodec):
             self._init_digest(None, f"encodec/{v.key}/random/tiny={tiny}/seed={seed}")
         self.model.eval()
         self.bits_per_code = math.log2(self.model.config.codebook_size)
+        self.meta = replace(self.meta, codebook_sizes=(int(self.model.config.codebook_size),) * self.n_codebooks)
         self.device = "cpu"
         if device != "cpu":
             self.to(device)

@@ -89,8 +89,7 @@ class NeuralCodec(Codec):
         if found is None:
             looked = weights if weights is not None else W.weights_dir(self.name, self.variant.key)
             raise W.missing_weights(self.name, looked, self.variant.key)
-        if found.kind == "original":
-            W.verify_original(found.path)
+        W.verify_found(found)  # the sha256 of each file, against its pin or what the fetch recorded
         if W.is_random(found.path):  # from `bench weights random`: label every result
             self.meta = dataclasses.replace(self.meta, random_weights=True)
         return found

@@ -142,6 +142,7 @@ class SemantiCodec(Codec):
             frame_rate=self.token_rate / 2, needs_weights=not random_weights,
             licence="MIT (official code); weights: see huggingface.co/haoheliu/SemantiCodec",
             paper="arXiv:2405.00233", random_weights=random_weights,
+            codebook_sizes=(self.vocab, self.cfg.encoder.codebook_size),  # semantic k-means, acoustic VQ
         )
         self._digest = "random" if random_weights else None
         # tiny models are random unless a directory of (tiny) weights is given, e.g. one written by save_official
