@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--address", help="with --executor ray: a running Ray cluster (auto, or ray://HOST:10001)")
     r.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G",
                    help="with --executor ray: GPUs per actor (1: one actor per GPU)")
+    r.add_argument("--channel", action="append", metavar="SPEC",
+                   help="packet-loss channel loss=P[,burst=B,seed=S,packet_ms=M,conceal=auto|repeat|zero|plc|silence]"
+                        "; repeatable; the plain codec (loss 0) always runs too")
 
     mg = sub.add_parser("merge", help="unite the workspaces of bench run --shard K/N into the results of one run")
     mg.add_argument("workspaces", nargs="+", metavar="WS", help="shard workspaces")
@@ -355,7 +358,7 @@ def cmd_run(args) -> int:
     res = run(codecs=codecs, tasks=tasks, metrics=metrics, out=args.out, preset=preset, limit=args.limit,
               subset_seed=args.subset_seed, shard=args.shard, device=args.device, jobs=args.jobs,
               executor=args.executor, address=args.address, gpus_per_worker=args.gpus_per_worker,
-              progress=args.finished, retry_failed=args.retry_failed,
+              progress=args.finished, retry_failed=args.retry_failed, channel=args.channel,
               max_seconds=args.max_seconds)  # None: the runner's default, bench.audio.DEFAULT_MAX_SECONDS
     try:
         frame = res.to_frame()

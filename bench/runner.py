@@ -39,8 +39,13 @@ DEFAULT_METRICS = ("visqol", "wer", "mel", "stft", "pesq", "stoi", "sisdr", "dns
 
 @dataclass
 class CodecSpec:
+    """A codec by name and options, optionally behind a packet-loss channel (`bench.channel`, "loss=0.1,...").
+
+    Workers and Ray actors receive the spec and build the codec themselves, channel included."""
+
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    channel: str | None = None
 
     @classmethod
     def parse(cls, spec: "str | CodecSpec | tuple") -> "CodecSpec":
@@ -49,14 +54,34 @@ class CodecSpec:
         if isinstance(spec, CodecSpec):
             return spec
         if isinstance(spec, tuple):
-            return cls(spec[0], dict(spec[1]))
+            return cls(spec[0], dict(spec[1]), *spec[2:3])
         name, options = parse_spec(spec)
         return cls(name, options)
 
     def build(self):
+        from bench.channel import apply_channel
         from bench.codecs import load_codec
 
-        return load_codec(self.name, **self.options)
+        return apply_channel(load_codec(self.name, **self.options), self.channel)
+
+
+def with_channels(specs: list[CodecSpec], channels: list[str]) -> list[CodecSpec]:
+    """Every spec plain (loss 0) and behind each channel: the rows of a quality-against-loss curve.
+
+    Channels are checked (one-line `ChannelError`) and written in canonical form; lossless ones and
+    repeats add nothing beyond the plain codec."""
+    from bench.channel import ChannelSpec
+
+    canon: list[str] = []
+    for text in channels:
+        parsed = ChannelSpec.parse(text)
+        if not parsed.lossless and str(parsed) not in canon:
+            canon.append(str(parsed))
+    out = []
+    for spec in specs:
+        out.append(spec)
+        out.extend(CodecSpec(spec.name, dict(spec.options), ch) for ch in canon if spec.channel is None)
+    return out
 
 
 _WARNED_LOAD: set[tuple[str, str]] = set()
@@ -142,7 +167,7 @@ def run(codecs: Iterable[str | CodecSpec] | str | None = None, tasks: Iterable[s
         limit: int | None = None, subset_seed: int | None = None, shard: str | tuple[int, int] | None = None,
         device: str = "cpu", jobs: int | None = None, executor: str = "local", address: str | None = None,
         gpus_per_worker: float = 0.0, max_seconds: float | None = None, progress: ProgressFactory | None = None,
-        retry_failed: bool = False) -> Results:
+        retry_failed: bool = False, channel: Iterable[str] | str | None = None) -> Results:
     """Run codecs over tasks and score them. Returns Results (see `Results.to_frame`).
 
     codecs: specs such as "opus:bitrate=6" or "encodec:bandwidth=6" (one string or a list; default identity);
@@ -158,6 +183,8 @@ def run(codecs: Iterable[str | CodecSpec] | str | None = None, tasks: Iterable[s
     jobs: worker processes (None: 2 for weight-free codecs, 1 for neural ones and for codecs that batch items;
     batching needs jobs=1). executor: "local" (worker processes here) or "ray" (Ray actors, `address` of a
     running cluster or a local one; `gpus_per_worker`).
+    channel: packet-loss channels ("loss=0.1,burst=2,seed=0,packet_ms=20,conceal=auto"; one or a list): every
+    codec runs plain (loss 0) and behind each channel; the report plots quality against loss.
     """
     from bench.metrics import load_metric
     from bench.selection import check_limit, parse_shard, task_items
@@ -190,6 +217,8 @@ def run(codecs: Iterable[str | CodecSpec] | str | None = None, tasks: Iterable[s
     _WARNED_LOAD.clear()
     check_device(device)
     specs = [CodecSpec.parse(c) for c in codecs]
+    if channel is not None:
+        specs = with_channels(specs, _names(channel, "channel"))
     built = []
     for spec in specs:  # build every codec first: a bad name or missing weights fails before any work
         codec = spec.build()

@@ -4,7 +4,6 @@ and the loss-vs-quality report of a run."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -259,18 +258,11 @@ def test_mp3_and_codec2_lose_frames(name, kbps, sr):
 
 def test_loss_vs_quality_report(tmp_path):
     from bench.reports.build import write_report
-    from bench.runner import CodecSpec
 
-    @dataclass
-    class LossySpec(CodecSpec):  # what the runner's CodecSpec(channel=...) does, for this test
-        channel: str = ""
-
-        def build(self):
-            return apply_channel(super().build(), self.channel)
-
-    specs = [LossySpec(name, {"bitrate": kbps}, channel) for name, kbps in (("opus", 6), ("codec2", 1.2))
-             for channel in ("", "loss=0.1", "loss=0.3,burst=2")]
-    res = bench.run(codecs=specs, tasks=["demo-speech"], metrics=["mel"], out=tmp_path / "ws", limit=2, jobs=1)
+    # every codec plain (loss 0) and behind each channel; the lossless and repeated channels add nothing
+    res = bench.run(codecs=["opus:bitrate=6", "codec2:bitrate=1.2"], tasks=["demo-speech"], metrics=["mel"],
+                    out=tmp_path / "ws", limit=2, jobs=1,
+                    channel=["loss=0.1", "loss=0.3,burst=2", "loss=0", "loss=0.1,seed=0"])
     frame = res.to_frame()
     assert len(set(frame.fingerprint)) == 6 and len(frame) == 6
     paths = write_report(res.store, html=False)
@@ -323,3 +315,26 @@ def test_a_random_weight_neural_codec_behind_the_channel():
     rec = lossy.decode(enc)
     assert rec.shape == wav.shape and torch.isfinite(rec).all() and not torch.equal(rec, dac.decode(enc))
     assert lossy.meta.codebook_sizes == (1024, 1024) and lossy.meta.to_dict()["channel"]["conceal"] == "zero"
+
+
+def test_cli_channel_runs_each_codec_plain_and_lossy_and_plots_quality_against_loss(tmp_path, capsys):
+    from bench.cli import main
+    from bench.store import ResultStore
+
+    out = tmp_path / "ws"
+    assert main(["run", "--codec", "opus", "--bitrate", "6", "--codec", "codec2", "--bitrate", "1.2",
+                 "--channel", "loss=0.1", "--task", "demo-speech", "--limit", "1", "--metric", "mel",
+                 "--out", str(out), "--jobs", "1"]) == 0
+    labels = sorted(label for _, label, _ in ResultStore(out, readonly=True).codec_rows())
+    assert labels == ["codec2:mode=1200", "codec2:mode=1200 | loss=0.1", "opus:kbps=6", "opus:kbps=6 | loss=0.1"]
+    assert (out / "report" / "plots" / "mel_vs_loss.png").stat().st_size > 0
+    assert "## Packet loss" in (out / "report" / "report.md").read_text()
+
+
+def test_cli_bad_channel_is_one_line(tmp_path, capsys):
+    from bench.cli import main
+
+    assert main(["run", "--codec", "opus", "--channel", "loss=1.5", "--task", "demo-speech",
+                 "--out", str(tmp_path / "ws")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "loss must be a rate in [0, 1)" in err[0]

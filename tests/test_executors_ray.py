@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import ray
 
-import executor_jobs
+import executor_jobs  # noqa: F401 - the job functions the actors import by name
 from bench.executors.local import LocalPool, WorkerCrash, WorkerError
 from bench.executors.ray import RayPool
 
