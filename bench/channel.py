@@ -466,7 +466,7 @@ class ChannelCodec(Codec):
 
     @property
     def label(self) -> str:
-        return f"{self.inner.label} | {self.asked.label()}"
+        return f"{self.inner.label} [{self.asked.label()}]"  # no "|": labels go into markdown tables
 
     @property
     def nominal_kbps(self) -> float | None:

@@ -248,6 +248,13 @@ def run(codecs: Iterable[str | CodecSpec] | str | None = None, tasks: Iterable[s
                    time.perf_counter() - started, codec_work)
 
 
+def _expected(codec, metric_objs: list) -> dict[str, str]:
+    """The fingerprints under which this driver reads results: workers must produce the same ones."""
+    out = {"codec": codec.fingerprint()} if codec is not None else {}
+    out.update({m.identity(): metric_key(m) for m in metric_objs})
+    return out
+
+
 @dataclass
 class _Plan:
     """The items of each task this run covers: all of them (task-level evaluations) and this shard's."""
@@ -293,7 +300,8 @@ def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: l
         if floor_metrics:
             store.add_codec(REFERENCE, REFERENCE, {}, "reference (uncoded)", None,
                             {"name": REFERENCE, "description": "the uncoded audio scored against itself"})
-            with _Pool(None, sorted(m.identity() for m in floor_metrics), workers, workers.jobs or 1) as pool:
+            with _Pool(None, sorted(m.identity() for m in floor_metrics), workers, workers.jobs or 1,
+                       expected=_expected(None, floor_metrics)) as pool:
                 for task in task_objs:
                     _run_cell(ctx, None, REFERENCE, task, plan.shard_items(task.name), floor_metrics, pool,
                               _NoProgress())
@@ -310,7 +318,8 @@ def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: l
                              "code_version": codec.code_version})
             n_jobs = workers.jobs if workers.jobs else (
                 1 if codec.meta.needs_weights or batch_size(codec) > 1 else min(2, os.cpu_count() or 1))
-            with _Pool(spec, sorted(m.identity() for m in item_metrics), workers, n_jobs) as pool:
+            with _Pool(spec, sorted(m.identity() for m in item_metrics), workers, n_jobs,
+                       expected=_expected(codec, item_metrics)) as pool:
                 for task in task_objs:
                     codec_work += _run_cell(ctx, codec, fp, task, plan.shard_items(task.name), item_metrics, pool,
                                             bar)

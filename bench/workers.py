@@ -17,6 +17,26 @@ if TYPE_CHECKING:
 
 _WORKER: dict[str, Any] = {}
 
+MISMATCH = "CodeMismatchError"  # the remote traceback's marker, turned back into this error by the driver
+
+
+class CodeMismatchError(ValueError):
+    """A worker built a codec or metric whose fingerprint differs from the driver's: its scores would be stored
+    under a key the run does not read (bench changed on disk mid-run, or Ray nodes run other versions)."""
+
+
+def _check_fingerprints(codec, metrics: dict, expected: dict[str, str]) -> None:
+    """Raise CodeMismatchError unless this worker's codec and metric fingerprints are the driver's."""
+    have = {"codec": codec.fingerprint()} if codec is not None else {}
+    have.update({ident: m.fingerprint() for ident, m in metrics.items()})
+    wrong = [k for k, fp in expected.items() if k in have and have[k] != fp]
+    if wrong:
+        what = ", ".join(f"{k} ({have[k]} here, {expected[k]} in the driver)" for k in wrong)
+        raise CodeMismatchError(
+            f"a worker runs other bench code than the driver: {what}; bench changed on disk during the run, or "
+            "the cluster's nodes have other versions: install the same bench everywhere and run again "
+            "(finished items are kept)")
+
 
 def _registry_entries(spec: CodecSpec | None, metric_ids: list[str]) -> list:
     """The registry entries a worker needs, so codecs and metrics registered at run time (a plugin, a
@@ -31,8 +51,9 @@ def _registry_entries(spec: CodecSpec | None, metric_ids: list[str]) -> list:
 
 
 def _worker_init(codec_spec: CodecSpec | None, metric_ids: list[str], device: str = "cpu",
-                 entries: list = ()) -> None:
-    """Runs once in each worker process (bench.executors): build the codec and metrics there."""
+                 entries: list = (), expected: dict[str, str] | None = None) -> None:
+    """Runs once in each worker process (bench.executors): build the codec and metrics there, and check that
+    their fingerprints are the driver's (`expected`: "codec" and each metric identity -> fingerprint)."""
     from bench.codecs import CODECS
     from bench.metrics import METRICS, load_metric
 
@@ -45,6 +66,7 @@ def _worker_init(codec_spec: CodecSpec | None, metric_ids: list[str], device: st
         codec.to(device)
     _WORKER["codec"] = codec
     _WORKER["metrics"] = {m: load_metric(m) for m in metric_ids}
+    _check_fingerprints(codec, _WORKER["metrics"], expected or {})
 
 
 def _worker_item(item, metric_ids: list[str], cache_file: str | None) -> dict[str, Any]:
@@ -80,8 +102,10 @@ class Pool:
     """Workers for one codec (processes here, or Ray actors), started on first use and kept across its
     tasks (models load once per worker)."""
 
-    def __init__(self, spec: CodecSpec | None, metric_ids: list[str], workers: "Workers", jobs: int):
+    def __init__(self, spec: CodecSpec | None, metric_ids: list[str], workers: "Workers", jobs: int,
+                 expected: dict[str, str] | None = None):
         self.spec, self.metric_ids, self.workers, self.jobs = spec, metric_ids, workers, jobs
+        self.expected = dict(expected or {})  # the driver's fingerprints, checked by every worker
         self._pool = None
 
     @property
@@ -91,7 +115,8 @@ class Pool:
 
     def get(self):
         if self._pool is None:
-            args = (self.spec, self.metric_ids, self.workers.device, _registry_entries(self.spec, self.metric_ids))
+            args = (self.spec, self.metric_ids, self.workers.device, _registry_entries(self.spec, self.metric_ids),
+                    self.expected)
             if self.workers.executor == "ray":
                 from bench.executors.ray import RayPool
 
@@ -132,7 +157,7 @@ def run_remote(pool: "Pool", codec, todo: list, record: Callable) -> None:
     else:
         jobs = [(item.id, "bench.workers:_worker_item", entry(item, needed, cache)) for item, needed, cache in todo]
     retry = []
-    for key, res in pool.get().run(jobs):
+    for key, res in _results(pool.get().run(jobs)):
         if isinstance(key, tuple):  # a batch
             if isinstance(res, WorkerCrash):
                 retry += [(i, "bench.workers:_worker_item", entry(*by_id[i])) for i in key]
@@ -143,8 +168,21 @@ def run_remote(pool: "Pool", codec, todo: list, record: Callable) -> None:
         if isinstance(res, WorkerCrash):  # a crash in a C extension costs this item, not the run
             res = crash_result(codec, res)
         record(by_id[key][0], res)
-    for key, res in (pool.get().run(retry) if retry else ()):
+    for key, res in (_results(pool.get().run(retry)) if retry else ()):
         record(by_id[key][0], crash_result(codec, res) if isinstance(res, WorkerCrash) else res)
+
+
+def _results(stream):
+    """The pool's (key, result) stream; a worker's CodeMismatchError is raised here as itself (one line)."""
+    from bench.executors.local import WorkerError
+
+    try:
+        yield from stream
+    except WorkerError as err:
+        line = next((ln for ln in reversed(err.remote_traceback.splitlines()) if MISMATCH in ln), None)
+        if line is None:
+            raise
+        raise CodeMismatchError(line.partition(f"{MISMATCH}: ")[2] or line) from None
 
 
 def crash_result(codec, crash) -> dict[str, Any]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
 import torch
 
 from bench.codecs.base import Codec, CodecMeta, Encoded, OperatingPoint
+from bench.executors.worker import PARENT_ENV
 from bench.metrics.base import Metric, MetricMeta, as_numpy, check_pair
 from bench.registry import Entry
 
@@ -71,6 +73,22 @@ class Peak(Metric):
         return {"peak": float(np.max(np.abs(as_numpy(rec))))}
 
 
+class Drifted(L1):
+    """L1 whose code version differs inside worker processes: bench code that changed between the driver's
+    start and a worker's (or another version on a Ray node)."""
+
+    name = "drifted"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.meta = MetricMeta("drifted", 8000, False, definition="mean |ref - rec|")
+
+    def score(self, ref, rec, sample_rate, item=None):
+        return {"drifted": super().score(ref, rec, sample_rate, item)["l1"]}
+
+    code_version = "2" if os.environ.get(PARENT_ENV) else "1"  # set once per process, at import
+
+
 def install(monkeypatch) -> None:
     from bench.codecs import CODECS
     from bench.metrics import METRICS
@@ -80,6 +98,7 @@ def install(monkeypatch) -> None:
     monkeypatch.setitem(METRICS._entries, "peak", Entry("peak", "fakes:Peak", {}))
     monkeypatch.setitem(CODECS._entries, "crash", Entry("crash", "fakes:Crash", {"needs_weights": False}))
     monkeypatch.setitem(METRICS._entries, "itemcount", Entry("itemcount", "fakes:ItemCount", {}))
+    monkeypatch.setitem(METRICS._entries, "drifted", Entry("drifted", "fakes:Drifted", {}))
 
 
 class Crash(Gain):

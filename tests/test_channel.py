@@ -165,7 +165,7 @@ def test_fingerprint_label_and_meta():
     assert len(fps) == 6 and opus.fingerprint() not in fps
     assert ChannelCodec(opus, "loss=0.1").fingerprint() == ChannelCodec(opus, "loss=0.1,conceal=plc").fingerprint()
     codec = ChannelCodec(opus, "loss=0.1,burst=2")
-    assert codec.label == "opus:kbps=6 | loss=0.1,burst=2" and codec.name == "opus"
+    assert codec.label == "opus:kbps=6 [loss=0.1,burst=2]" and codec.name == "opus"
     meta = codec.meta.to_dict()
     assert meta["sample_rate"] == 48000 and meta["channel"]["conceal"] == "plc"
     assert meta["channel"]["inner_fingerprint"] == opus.fingerprint() and meta["channel"]["inner_label"] == opus.label
@@ -269,6 +269,16 @@ def test_loss_vs_quality_report(tmp_path):
     md = paths["markdown"].read_text()
     assert "## Packet loss" in md and "opus:kbps=6 (independent, conceal plc)" in md
     assert "codec2:mode=1200 (burst 2, conceal repeat)" in md
+    table = md[md.index("## Packet loss"):]
+    assert "| codec and channel | loss % | mel ↓ | items |" in table  # the metric's short name
+    width = None  # every markdown table row has its header's number of cells: no "|" inside a label
+    for line in md.splitlines():
+        if not line.startswith("|"):
+            width = None
+        elif width is None:
+            width = line.count("|")
+        else:
+            assert line.count("|") == width, line
     plots = [p.name for p in paths.values() if str(p).endswith(".png")]
     assert "mel_vs_loss.png" in plots and "mel_vs_bitrate.png" in plots
     import pandas as pd
@@ -311,7 +321,7 @@ def test_a_random_weight_neural_codec_behind_the_channel():
     enc = dac.encode(wav)
     assert torch.equal(ChannelCodec(dac, "loss=0").decode(enc), dac.decode(enc))
     lossy = ChannelCodec(dac, "loss=0.3,burst=2,conceal=zero")
-    assert lossy.frames_per_packet == 1 and lossy.label.endswith("| loss=0.3,burst=2,conceal=zero")
+    assert lossy.frames_per_packet == 1 and lossy.label.endswith(" [loss=0.3,burst=2,conceal=zero]")
     rec = lossy.decode(enc)
     assert rec.shape == wav.shape and torch.isfinite(rec).all() and not torch.equal(rec, dac.decode(enc))
     assert lossy.meta.codebook_sizes == (1024, 1024) and lossy.meta.to_dict()["channel"]["conceal"] == "zero"
@@ -326,7 +336,7 @@ def test_cli_channel_runs_each_codec_plain_and_lossy_and_plots_quality_against_l
                  "--channel", "loss=0.1", "--task", "demo-speech", "--limit", "1", "--metric", "mel",
                  "--out", str(out), "--jobs", "1"]) == 0
     labels = sorted(label for _, label, _ in ResultStore(out, readonly=True).codec_rows())
-    assert labels == ["codec2:mode=1200", "codec2:mode=1200 | loss=0.1", "opus:kbps=6", "opus:kbps=6 | loss=0.1"]
+    assert labels == ["codec2:mode=1200", "codec2:mode=1200 [loss=0.1]", "opus:kbps=6", "opus:kbps=6 [loss=0.1]"]
     assert (out / "report" / "plots" / "mel_vs_loss.png").stat().st_size > 0
     assert "## Packet loss" in (out / "report" / "report.md").read_text()
 

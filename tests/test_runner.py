@@ -202,3 +202,18 @@ def test_worker_processes_give_the_same_numbers(audio_dir, tmp_path):
     two = bench.run(out=tmp_path / "two", jobs=2, **kwargs).to_frame()
     assert len(one) == 2 and list(one.n) == [5, 5] and list(one.n_failed) == [len(BAD)] * 2
     assert np.allclose(one.sort_values("label").value.values, two.sort_values("label").value.values, rtol=0, atol=1e-9)
+
+
+def test_a_worker_with_other_code_than_the_driver_stops_the_run_in_one_line(audio_dir, tmp_path):
+    # a metric whose code_version differs in worker processes: its scores would land under a key the driver never
+    # reads (seen when bench changed on disk during a run); the worker refuses instead
+    from bench.cli import _error_line
+    from bench.workers import CodeMismatchError
+
+    with pytest.raises(CodeMismatchError) as err:
+        bench.run(codecs=["gain"], tasks=[f"files:{audio_dir}"], metrics=["drifted"], out=tmp_path / "ws", jobs=2)
+    line = _error_line(err.value)
+    assert "other bench code than the driver" in line and "drifted" in line and "\n" not in line
+    # in the driver's own process nothing differs: the same metric runs
+    res = bench.run(codecs=["gain"], tasks=[f"files:{audio_dir}"], metrics=["drifted"], out=tmp_path / "ws", jobs=1)
+    assert res.to_frame().n.max() == 5

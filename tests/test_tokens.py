@@ -81,7 +81,7 @@ def test_token_frame_from_stored_codes(tmp_path):
     _plant(store, "tok", "fake:k=2", {"codebook_sizes": [4, 8], "needs_weights": True}, "t", items, 1.0, 20.0)
     _plant(store, "cls", "opus:kbps=6", {"needs_weights": False, "frame_rate": 50.0}, "t",
            {"a": np.array([[[12, 250, 7]]])}, 1.0, 6000.0)  # bytes, not tokens: left out
-    _plant(store, "chn", "fake:k=2 | loss=0.1", {"codebook_sizes": [4, 8], "channel": {"loss": 0.1}}, "t",
+    _plant(store, "chn", "fake:k=2 [loss=0.1]", {"codebook_sizes": [4, 8], "channel": {"loss": 0.1}}, "t",
            items, 1.0, 20.0)  # a channel row: the same codes as the plain codec, left out
     frame = token_frame(store)
     assert set(frame.fingerprint) == {"tok"}

@@ -83,7 +83,9 @@ def loss_markdown(lf: pd.DataFrame) -> str:
     for task, part in lf.groupby("task", sort=False):
         metrics = list(dict.fromkeys(part.metric))
         arrows = {m: "↑" if part[part.metric == m].higher_is_better.iloc[0] else "↓" for m in metrics}
-        head = ["codec and channel", "loss %"] + [f"{m} {arrows[m]}" for m in metrics] + ["items"]
+        names = {m: part[part.metric == m].metric_name.iloc[0] for m in metrics}
+        shown = {m: names[m] if list(names.values()).count(names[m]) == 1 else m for m in metrics}  # short, unless ambiguous
+        head = ["codec and channel", "loss %"] + [f"{shown[m]} {arrows[m]}" for m in metrics] + ["items"]
         lines = [f"### {task} ({part.domain.iloc[0]})", "", "| " + " | ".join(head) + " |",
                  "|" + "|".join(["---"] * len(head)) + "|"]
         for (series, loss), rows in part.groupby(["series", "loss"], sort=True):
