@@ -113,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--limit", type=int, help="use N items of each task (the first N; see --subset-seed)")
     r.add_argument("--device", default="cpu", help="torch device for neural codecs (cpu, cuda, cuda:1)")
     r.add_argument("--jobs", type=int, help="worker processes (default: 2 for weight-free codecs, 1 for neural ones, "
-                   "which then take several items per call where they can, e.g. semanticodec 8)")
+                   "which then take several items per call where they can, e.g. semanticodec 8; on Ray with "
+                   "--gpus-per-worker: one actor per GPU share)")
     r.add_argument("--weights", metavar="PATH", help="checkpoint file or folder for the neural codec(s)")
     r.add_argument("--retry-failed", action="store_true", help="retry items recorded as failures")
     r.add_argument("--max-seconds", type=_positive_seconds, metavar="S",

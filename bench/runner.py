@@ -248,6 +248,15 @@ def run(codecs: Iterable[str | CodecSpec] | str | None = None, tasks: Iterable[s
                    time.perf_counter() - started, codec_work)
 
 
+def _default_jobs(codec, workers: _Workers) -> int | None:
+    """Workers for a codec when --jobs is not given: on Ray with GPUs, one actor per `gpus_per_worker` of the
+    cluster's GPUs (None: RayPool fits the cluster); else 1 for neural or batching codecs (one model in memory;
+    a batch uses the cores), 2 for the others."""
+    if workers.executor == "ray" and workers.gpus_per_worker > 0:
+        return None
+    return 1 if codec.meta.needs_weights or batch_size(codec) > 1 else min(2, os.cpu_count() or 1)
+
+
 def _expected(codec, metric_objs: list) -> dict[str, str]:
     """The fingerprints under which this driver reads results: workers must produce the same ones."""
     out = {"codec": codec.fingerprint()} if codec is not None else {}
@@ -316,8 +325,7 @@ def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: l
             store.add_codec(fp, codec.name, codec.options, codec.label, _nominal_kbps(codec),
                             {**codec.meta.to_dict(), "fingerprint": fp, "weights": codec.weights_digest(),
                              "code_version": codec.code_version})
-            n_jobs = workers.jobs if workers.jobs else (
-                1 if codec.meta.needs_weights or batch_size(codec) > 1 else min(2, os.cpu_count() or 1))
+            n_jobs = workers.jobs if workers.jobs else _default_jobs(codec, workers)
             with _Pool(spec, sorted(m.identity() for m in item_metrics), workers, n_jobs,
                        expected=_expected(codec, item_metrics)) as pool:
                 for task in task_objs:

@@ -111,7 +111,7 @@ class Pool:
     @property
     def remote(self) -> bool:
         """Items go to the workers (not this process) when there is more than one, or on Ray."""
-        return self.jobs > 1 or self.workers.executor == "ray"
+        return self.workers.executor == "ray" or self.jobs > 1  # jobs None: Ray fits the cluster
 
     def get(self):
         if self._pool is None:

@@ -217,3 +217,14 @@ def test_a_worker_with_other_code_than_the_driver_stops_the_run_in_one_line(audi
     # in the driver's own process nothing differs: the same metric runs
     res = bench.run(codecs=["gain"], tasks=[f"files:{audio_dir}"], metrics=["drifted"], out=tmp_path / "ws", jobs=1)
     assert res.to_frame().n.max() == 5
+
+
+def test_default_workers_per_codec():
+    from bench.runner import _default_jobs
+    from bench.workers import Workers
+
+    classic, neural = bench.load_codec("gain"), bench.load_codec("semanticodec:tiny,pretrained=false")
+    assert _default_jobs(classic, Workers(None, "cpu")) == min(2, os.cpu_count() or 1)
+    assert _default_jobs(neural, Workers(None, "cpu")) == 1  # one model in memory
+    assert _default_jobs(neural, Workers(None, "cpu", "ray")) == 1
+    assert _default_jobs(neural, Workers(None, "cuda", "ray", gpus_per_worker=1)) is None  # Ray: one per GPU
