@@ -181,6 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     wr.add_argument("--variant", help="encodec: 24000|48000; dac: 16000|24000|44100; semanticodec: RATE/VOCAB "
                                       "(default 50/4096); xcodec: speech|general")
     wr.add_argument("--tiny", action="store_true", help="tiny configuration (semanticodec: load with :tiny)")
+
+    from bench.train.cli import add_train_parser  # argparse only: no torch at --help time
+
+    add_train_parser(sub)  # bench train semanticodec codebook|...
     return p
 
 
@@ -194,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = _on_sigterm_interrupt()
     try:
         return {"run": cmd_run, "merge": cmd_merge, "report": cmd_report, "list": cmd_list, "weights": cmd_weights,
-                "export": cmd_export, "compare": cmd_compare}[args.command](args)
+                "export": cmd_export, "compare": cmd_compare, "train": cmd_train}[args.command](args)
     except KeyboardInterrupt:
         print(_interrupted_line(getattr(args, "finished", None)), file=sys.stderr)
         return 130
@@ -388,6 +392,12 @@ def _tqdm_factory():
     from tqdm import tqdm
 
     return lambda total, desc: tqdm(total=total, desc=desc, unit="item", leave=False)
+
+
+def cmd_train(args) -> int:
+    from bench.train.cli import cmd_train as run_stage
+
+    return run_stage(args)
 
 
 def cmd_merge(args) -> int:
