@@ -35,7 +35,10 @@ from bench.codecs.semanticodec.fbank import semanticodec_fbank
 
 GOLDEN = Path(__file__).parent / "golden"
 WAVE_ATOL = 5e-5  # decoded waveform and latent: absolute, float32 round-off of two implementations
-FEATURE_ATOL = 1e-5
+# AudioMAE features (|x| up to 3): float32 kernels differ by CPU. The fixture was made on an Intel Xeon (Sapphire
+# Rapids); on an AMD EPYC (Zen 4) ours differ from it by at most 8.8e-5 (318 of 16384 values above 1e-5), while
+# the tokens stay identical (test_tokens_identical_to_official). A wrong layer moves them by 1e-1 or more.
+FEATURE_ATOL = 2e-4
 
 
 def _tuples(value):
