@@ -14,7 +14,7 @@ item's rows go straight into a memory-mapped `.npy` file, renamed into place whe
 depends on the batch size and the longest single item, never on how many items there are.
 
 Cache: one file per item under `<cache>/<key[:2]>/<key>.npy`, key = sha256 of (this module's version, the
-codec's code version, the token rate, a digest of the AudioMAE tensors, the item's resolved path or id, and the
+codec's code version, the token rate, a digest of the AudioMAE tensors, the item's resolved path and id, and the
 item's content signature: size and mtime for a file, a sample digest for in-memory audio). A second run over
 the same data reads the files and never runs the model; a changed file gets a new key and is re-extracted.
 """
@@ -235,8 +235,9 @@ class FeatureCache:
         self.context = json.dumps(context, sort_keys=True)
 
     def key(self, item) -> str:
-        where = str(Path(item.path).expanduser().resolve()) if item.path is not None else f"memory:{item.id}"
-        return hashlib.sha256(f"{self.context}\n{where}\n{item.signature()}".encode()).hexdigest()
+        # the id as well as the path: several items may read one file (segment=S windows, MUSDB stems)
+        where = str(Path(item.path).expanduser().resolve()) if item.path is not None else "memory"
+        return hashlib.sha256(f"{self.context}\n{where}\n{item.id}\n{item.signature()}".encode()).hexdigest()
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npy"
