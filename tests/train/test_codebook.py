@@ -253,8 +253,10 @@ def test_trained_codebook_is_what_the_encoder_uses(tmp_path, tiny_weights, big_t
     fs = Fe.extract_features(items, extractor, Fe.FeatureCache(cache, Fe.cache_context(extractor.audiomae, cfg)))
     assert fs.cached == 3 and calls == []
     c64 = table.astype(np.float64)
-    for i, item in enumerate(items):
-        sem = codec.encode(torch.from_numpy(item.audio)[None], item.sample_rate).codes[0, 0].numpy()
+    batch = torch.from_numpy(np.stack([item.audio for item in items]))  # [3, 1, T]: one batched encode
+    codes = codec.encode(batch, items[0].sample_rate).codes
+    for i in range(len(items)):
+        sem = codes[i, 0].numpy()
         feats = np.asarray(fs.item(i), dtype=np.float64)
         d = (feats ** 2).sum(1)[:, None] + (c64 ** 2).sum(1)[None] - 2 * feats @ c64.T
         nearest = d.argmin(1)
