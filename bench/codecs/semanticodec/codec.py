@@ -93,7 +93,9 @@ class SemantiCodec(Codec):
     """SemantiCodec (Liu et al. 2024): AudioMAE semantic tokens + BiLSTM/VQ acoustic tokens, latent-diffusion decoder.
 
     Options: token_rate (25/50/100 tokens/s, both streams counted), vocab (4096/8192/16384/32768 semantic
-    k-means entries), ddim_steps (50), cfg_scale (2.0), eta (1.0), weights (directory in the official
+    k-means entries), sampler ("ddim": the official DDIM; "dpmpp-2m" / "unipc": diffusers' DPM-Solver++(2M) and
+    UniPC ODE solvers on the same timesteps, see samplers.py), ddim_steps (50; alias `steps`), cfg_scale (2.0),
+    eta (DDIM only: 1.0 by default; the ODE solvers take 0), weights (directory in the official
     Hugging Face layout; default the cache filled by `bench weights fetch semanticodec`), tiny (a tiny
     random-weight model for tests and demos; with weights=DIR it loads tiny weights saved by
     `weights.save_official`), pretrained (False: random weights at full size), device,
@@ -105,18 +107,24 @@ class SemantiCodec(Codec):
     """
 
     name = "semanticodec"
-    code_version = "1"
+    code_version = "2"  # 2: sampler option (ddim | dpmpp-2m | unipc) in options and label
     mixes_channels = True  # channels are averaged to mono
     batch_items = 8  # items per runner call: their windows share the BiLSTM and UNet batches
 
     def __init__(self, token_rate: int = 100, vocab: int = 16384, ddim_steps: int = 50, cfg_scale: float = 2.0,
-                 eta: float = 1.0, weights: str | None = None, tiny: bool = False, pretrained: bool = True,
-                 device: str = "cpu", seed: int = 0, batch_size: int | None = None, precision: str | None = None):
+                 eta: float | None = None, weights: str | None = None, tiny: bool = False, pretrained: bool = True,
+                 device: str = "cpu", seed: int = 0, batch_size: int | None = None, precision: str | None = None,
+                 sampler: str = "ddim", steps: int | None = None):
         try:
             self.cfg = C.get_config(int(token_rate), int(vocab), tiny=bool(tiny))
         except ValueError as err:
             raise CodecError(str(err)) from None
+        if steps is not None:  # alias of ddim_steps (the step count of every sampler)
+            if ddim_steps not in (50, steps):
+                raise CodecError(f"semanticodec: steps={steps} and ddim_steps={ddim_steps} disagree; give one of them")
+            ddim_steps = steps
         self._check_steps(ddim_steps)
+        self.sampler, eta = self._check_sampler(sampler, eta)
         self.token_rate, self.vocab = self.cfg.token_rate, self.cfg.vocab
         self.ddim_steps, self.cfg_scale, self.eta = int(ddim_steps), float(cfg_scale), float(eta)
         self.seed, self.batch_size, self.precision = int(seed), batch_size, precision
@@ -124,7 +132,7 @@ class SemantiCodec(Codec):
         random_weights = bool(tiny) or not pretrained
         self.options: dict[str, Any] = {
             "token_rate": self.token_rate, "vocab": self.vocab, "ddim_steps": self.ddim_steps,
-            "cfg_scale": self.cfg_scale, "eta": self.eta,
+            "cfg_scale": self.cfg_scale, "eta": self.eta, "sampler": self.sampler,
         }
         if tiny:
             self.options["tiny"] = True
@@ -159,6 +167,21 @@ class SemantiCodec(Codec):
         except (ValueError, TypeError) as err:
             raise CodecError(f"semanticodec: {err}") from None
         return int(ddim_steps)
+
+    @staticmethod
+    def _check_sampler(sampler, eta) -> tuple[str, float]:
+        """(canonical sampler name, eta): eta None -> 1.0 for ddim (official default), 0.0 for the ODE solvers."""
+        from .samplers import ODE_SAMPLERS, check_sampler
+
+        try:
+            name = check_sampler(sampler)
+        except ValueError as err:
+            raise CodecError(f"semanticodec: {err}") from None
+        if eta is None:
+            return name, 0.0 if name in ODE_SAMPLERS else 1.0
+        if name in ODE_SAMPLERS and float(eta) != 0.0:
+            raise CodecError(f"semanticodec: eta={eta} applies to sampler=ddim only; {name} is an ODE solver (eta=0)")
+        return name, float(eta)
 
     def _build(self, weights, random_weights: bool, load: bool):
         from .decoder import LatentDiffusionDecoder
@@ -309,7 +332,8 @@ class SemantiCodec(Codec):
 
     @torch.inference_mode()
     def decode(self, enc: Encoded, ddim_steps: int | None = None, cfg_scale: float | None = None,
-               eta: float | None = None, seed: int | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+               eta: float | None = None, seed: int | None = None, noise: torch.Tensor | None = None,
+               sampler: str | None = None) -> torch.Tensor:
         """Encoded -> float32 `[B, 1, T]` at 16 kHz, each item trimmed to its input length (zeros after).
 
         noise: initial latents `[n_windows, 8, 256, 16]`, one per 10.24 s window, items in order (exact
@@ -317,6 +341,8 @@ class SemantiCodec(Codec):
         (eta > 0) from a generator seeded with (seed, j), so an item's output does not depend on its batch.
         seed defaults to the codec's `seed` option.
         """
+        sampler, eta = (self.sampler, self.eta if eta is None else eta) if sampler is None else (sampler, eta)
+        sampler, eta = self._check_sampler(sampler, eta)
         toks = self._item_tokens(enc)
         cond, counts = self.conditions(toks)
         if noise is not None and tuple(noise.shape[:1]) != (cond.shape[0],):
@@ -335,8 +361,8 @@ class SemantiCodec(Codec):
         waves = self.decoder.decode_windows(
             cond, ddim_steps=self.ddim_steps if ddim_steps is None else self._check_steps(ddim_steps),
             cfg_scale=self.cfg_scale if cfg_scale is None else float(cfg_scale),
-            eta=self.eta if eta is None else float(eta), noise=noise, generator=gens,
-            batch_size=self.batch_size or DECODE_BATCH, precision=self.precision,
+            eta=eta, noise=noise, generator=gens,
+            batch_size=self.batch_size or DECODE_BATCH, precision=self.precision, sampler=sampler,
         ).float().cpu().numpy()
         lengths = list(enc.lengths) if enc.lengths else [output_samples(len(t), self.token_rate) for t in toks]
         out = np.zeros((len(toks), 1, max(lengths)), dtype=np.float32)

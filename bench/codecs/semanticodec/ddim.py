@@ -93,8 +93,19 @@ def make_ddim_schedule(alphas_cumprod: torch.Tensor, sqrt_alphas_cumprod: torch.
                        sqrt_one_minus_alphas_cumprod: torch.Tensor, ddim_steps: int, eta: float) -> DDIMSchedule:
     """Build the step constants from the model's (float32) buffers, the way the official sampler does: the
     alphas are taken from the float32 buffer, sigma is computed in float64 and rounded to float32."""
+    ts = ddim_timesteps(ddim_steps, alphas_cumprod.shape[0])
+    return make_schedule_for_timesteps(alphas_cumprod, sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod, ts, eta)
+
+
+def make_schedule_for_timesteps(alphas_cumprod: torch.Tensor, sqrt_alphas_cumprod: torch.Tensor,
+                                sqrt_one_minus_alphas_cumprod: torch.Tensor, ts: np.ndarray,
+                                eta: float) -> DDIMSchedule:
+    """As `make_ddim_schedule`, for any ascending timesteps `ts` (ints in [0, T)); the step from ts[0] goes
+    to ac[0]. E.g. ts = arange(1000): DDIM over every training timestep (the sampler study's reference)."""
     ac = alphas_cumprod.detach().cpu()
-    ts = ddim_timesteps(ddim_steps, ac.shape[0])
+    ts = np.asarray(ts, dtype=np.int64)
+    if ts.ndim != 1 or len(ts) == 0 or np.any(np.diff(ts) <= 0) or ts[0] < 0 or ts[-1] >= ac.shape[0]:
+        raise ValueError(f"timesteps must be strictly ascending ints in [0, {ac.shape[0]}), got {ts.tolist()[:8]}...")
     a_t32 = ac[torch.from_numpy(ts)].float()
     a_t = a_t32.double()
     a_prev = torch.cat([ac[:1], ac[torch.from_numpy(ts[:-1])]]).double()

@@ -10,7 +10,8 @@ INTERFACE (stable; the encoder half codes against this):
     mel    = dec.latent_to_mel(latent)         # [B, 8, 256, 16] -> log-mel [B, 1, 1024, 64]
     wave   = dec.mel_to_wave(mel)              # [B, 1, 1024, 64] -> [B, 163872] at 16 kHz (HiFi-GAN +32 quirk)
     waves  = dec.decode_windows(cond_windows, ddim_steps=50, cfg_scale=2.0, eta=1.0, noise=None,
-                                generator=None, batch_size=None, precision=None)
+                                generator=None, batch_size=None, precision=None, sampler="ddim")
+             # sampler: "ddim" (official) | "dpmpp-2m" | "unipc" (diffusers ODE solvers, samplers.py)
              # cond_windows [n_windows, W, 2F] (all items' windows, already right-padded with -1 to W rows)
              # -> [n_windows, 163872]; windows are run batch_size at a time (None: all at once), under
              # torch.inference_mode; noise [n_windows, 8, 256, 16] or None; generator: None | torch.Generator |
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from bench.codecs.semanticodec import ddim
+from bench.codecs.semanticodec import ddim, samplers
 from bench.codecs.semanticodec.hifigan import Generator
 from bench.codecs.semanticodec.unet import UNetModel
 from bench.codecs.semanticodec.vae import AutoencoderKL
@@ -203,8 +204,12 @@ class LatentDiffusionDecoder(nn.Module):
 
     @torch.inference_mode()
     def sample_latent(self, cond: torch.Tensor, ddim_steps: int = 50, cfg_scale: float = 2.0, eta: float = 1.0,
-                      noise: torch.Tensor | None = None, generator=None, precision: str | None = None) -> torch.Tensor:
+                      noise: torch.Tensor | None = None, generator=None, precision: str | None = None,
+                      sampler: str = "ddim") -> torch.Tensor:
         """DDIM (v-prediction) from x_T to the clean latent, guided by the codec condition.
+
+        sampler: "ddim" (the official DDIM, `ddim.py`) or a diffusers ODE solver, "dpmpp-2m" / "unipc"
+        (`samplers.py`: same timesteps as DDIM at this `ddim_steps`, eta must be 0).
 
         cond `[B, W, 2F]`; noise: x_T `[B, 8, 256, 16]` (None: drawn from `generator`); generator: None (global
         RNG: with B = 1 this draws exactly what the official sampler draws), one torch.Generator, or one per
@@ -225,8 +230,9 @@ class LatentDiffusionDecoder(nn.Module):
                 raise ValueError(f"noise must be [{b}, {', '.join(map(str, self.latent_shape))}], "
                                  f"got {tuple(noise.shape)}")
             x = noise.to(device=device, dtype=torch.float32)
-        sched = ddim.make_ddim_schedule(self.alphas_cumprod, self.sqrt_alphas_cumprod,
-                                        self.sqrt_one_minus_alphas_cumprod, int(ddim_steps), float(eta))
+        buffers = {"alphas_cumprod": self.alphas_cumprod, "sqrt_alphas_cumprod": self.sqrt_alphas_cumprod,
+                   "sqrt_one_minus_alphas_cumprod": self.sqrt_one_minus_alphas_cumprod}
+        schedule = (self.cfg.timesteps, self.cfg.linear_start, self.cfg.linear_end)
         unet_fn = self.unet if self._unet_fn is None else self._unet_fn
         with self._autocast(precision, device):
             kv = self.unet.context_kv(ctx)  # the context is the same at every step: project it once
@@ -234,8 +240,9 @@ class LatentDiffusionDecoder(nn.Module):
             def model_fn(x_in: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                 return unet_fn(x_in, t, kv=kv, cfg_pair=guided)
 
-            return ddim.sample(model_fn, x, sched, lambda: self._randn(b, generator, device),
-                               cfg_scale=float(cfg_scale), guided=guided)
+            return samplers.sample(model_fn, x, sampler, int(ddim_steps), float(eta), buffers,
+                                   lambda: self._randn(b, generator, device), cfg_scale=float(cfg_scale),
+                                   guided=guided, schedule=schedule)
 
     @torch.inference_mode()
     def latent_to_mel(self, latent: torch.Tensor, precision: str | None = None) -> torch.Tensor:
@@ -260,7 +267,8 @@ class LatentDiffusionDecoder(nn.Module):
     @torch.inference_mode()
     def decode_windows(self, cond_windows: torch.Tensor, ddim_steps: int = 50, cfg_scale: float = 2.0,
                        eta: float = 1.0, noise: torch.Tensor | None = None, generator=None,
-                       batch_size: int | None = None, precision: str | None = None) -> torch.Tensor:
+                       batch_size: int | None = None, precision: str | None = None,
+                       sampler: str = "ddim") -> torch.Tensor:
         """cond_windows `[n, W, 2F]` (every window of every item, right-padded with -1 to W rows) ->
         waveforms `[n, samples_per_window()]` at 16 kHz.
 
@@ -281,7 +289,7 @@ class LatentDiffusionDecoder(nn.Module):
             sl = slice(s, s + step)
             gen = list(generator)[sl] if gens_list else generator
             latent = self.sample_latent(cond_windows[sl], ddim_steps, cfg_scale, eta,
-                                        None if noise is None else noise[sl], gen, precision)
+                                        None if noise is None else noise[sl], gen, precision, sampler)
             # the VAE and vocoder run one window at a time on CPU: their large activations fall out of
             # cache in a batch (measured per window: vocoder 2.5 s alone, 3.6 s in a batch of 4)
             per = 1 if latent.device.type == "cpu" else latent.shape[0]
