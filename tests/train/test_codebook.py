@@ -214,6 +214,21 @@ def test_bad_items_are_skipped_and_counted(tmp_path):
     assert fs.extracted == 1 and fs.ids == ["clip0"] and sorted(i for i, _ in fs.failures) == ["broken", "silent"]
 
 
+def test_gather_draws_the_training_rows_in_order(tmp_path):
+    rng = np.random.default_rng(0)
+    parts = [rng.standard_normal((n, 5)).astype(np.float32) for n in (7, 1, 12)]
+    fs = Fe.FeatureSet(dim=5)
+    for i, p in enumerate(parts):
+        np.save(tmp_path / f"{i}.npy", p)
+        fs.files.append(tmp_path / f"{i}.npy")
+        fs.rows.append(len(p))
+    every = np.concatenate(parts)
+    assert np.array_equal(fs.gather(np.empty((20, 5), np.float32), chunk=3), every)
+    idx = CB.sample_indices(20, 9, seed=4)
+    out = np.lib.format.open_memmap(tmp_path / "train.npy", mode="w+", dtype=np.float32, shape=(9, 5))
+    assert np.array_equal(fs.gather(out, idx, chunk=2), every[idx])
+
+
 # -- the codebook file --------------------------------------------------------------------------------------
 
 
@@ -264,6 +279,10 @@ def test_trained_codebook_is_what_the_encoder_uses(tmp_path, tiny_weights, big_t
         # equal, up to float32 near-ties in the codec's own distance
         gap = d[np.arange(len(sem)), sem] - d[np.arange(len(sem)), nearest]
         assert (sem == nearest).mean() > 0.999 and gap.max() < 1e-4 * d.max()
+    # a training set capped at 1 frame per centroid: drawn from the cache, no model run
+    capped = CB.train_codebook([f"files:{big_tree}"], 100, 4096, out=tmp_path / "capped.npy", weights=tiny_weights,
+                               tiny=True, iterations=2, cache_dir=cache, max_points_per_centroid=1)
+    assert capped.cached == 3 and capped.extracted == 0 and capped.n_train == 4096 < capped.n_frames
 
 
 # -- the command --------------------------------------------------------------------------------------------
