@@ -97,15 +97,12 @@ def load_audiomae(cfg, weights: str | Path):
         mae = AudioMAE(cfg)
     expected = {f"audiomae.{k}": v for k, v in mae.state_dict().items()}
     found = {k: v for k, v in state.items() if k.startswith("audiomae.")}
-    try:
-        check_state_dict(found, expected, "AudioMAE of the encoder checkpoint", path)
-    except CheckpointMismatchError as err:
-        width = found.get("audiomae.model.cls_token")
-        hint = ""
-        if width is not None and int(width.shape[-1]) != cfg.mae_dim:
-            hint = (f" The file's AudioMAE is {int(width.shape[-1])} wide, the configured one {cfg.mae_dim}: "
-                    + ("pass --tiny (tiny weights)." if int(width.shape[-1]) < cfg.mae_dim else "drop --tiny."))
-        raise CheckpointMismatchError(f"{err}{hint}") from None
+    cls = found.get("audiomae.model.cls_token")
+    if cls is not None and int(cls.shape[-1]) != cfg.mae_dim:  # a tiny checkpoint without --tiny, or the reverse
+        fix = "pass --tiny (tiny weights)" if int(cls.shape[-1]) < cfg.mae_dim else "drop --tiny"
+        raise CheckpointMismatchError(f"{path}: its AudioMAE is {int(cls.shape[-1])} wide, the configured one "
+                                      f"{cfg.mae_dim}: {fix}")
+    check_state_dict(found, expected, "AudioMAE of the encoder checkpoint", path)
     mae.load_state_dict({k[len("audiomae."):]: v for k, v in found.items()}, strict=True, assign=True)
     log.info("AudioMAE loaded from %s", path)
     return mae.eval().requires_grad_(False)

@@ -307,7 +307,7 @@ def test_cli_end_to_end_with_random_weights(tmp_path, big_tree, capsys):
     assert _cli(*args, "--force", "--out", tmp_path / "cb.npy") == 0 and (tmp_path / "cb.npy").is_file()
 
 
-def test_cli_errors_are_one_line(tmp_path, capsys):
+def test_cli_errors_are_one_line(tmp_path, capsys, tiny_weights):
     small = _write_tree(tmp_path / "small", [3.0])
     base = ["--token-rate", 100, "--random-weights", "--tiny", "--out", tmp_path / "o", "--cache", tmp_path / "c"]
     assert _cli("--task", f"files:{small}", "--vocab", 4096, *base) == 2
@@ -322,3 +322,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
                 "--tiny", "--out", tmp_path / "o") == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "bench weights fetch semanticodec" in err
+    assert _cli("--task", f"files:{small}", "--vocab", 4096, "--token-rate", 100, "--weights", tiny_weights,
+                "--out", tmp_path / "o") == 2  # tiny weights, full-size configuration
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "its AudioMAE is 32 wide, the configured one 768: pass --tiny" in err
