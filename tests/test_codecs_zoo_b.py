@@ -98,10 +98,35 @@ def test_unknown_operating_points_list_the_valid_ones():
 
 # -- parity with the transformers pipeline (real torchaudio), on the same checkpoints -------------------
 
+# WavTokenizer's random codebook is drawn from frames of its random encoder: a float32 forward pass whose last bits
+# follow the CPU's kernels (the reference files were written on an Intel Xeon; an AMD EPYC writes other bytes). Every
+# other tensor is drawn from the seeded generator alone: their digest (sorted names and bytes) must never change, and
+# the parity tests below hold on both CPUs with the codebook either one draws.
+FORWARD_DRAWN = ("codebook.embed", "codebook.embed_avg")
+RNG_DRAWN_DIGESTS = {
+    "large-unify-40token": "631e0941c947f9de99828878c0ecfcc0bd842f7dc13bf68db665963c4ec94bff",
+    "large-speech-75token-v2": "eeac943ef36898403b9cb944c87ef00680585eab631f5d28ae3064617bc547f2",
+}
+
+
+def _rng_drawn_digest(path) -> str:
+    from safetensors.torch import load_file
+
+    state, h = load_file(str(path)), hashlib.sha256()
+    for name in sorted(state):
+        if not name.endswith(FORWARD_DRAWN):
+            h.update(name.encode())
+            h.update(state[name].contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def test_regenerated_checkpoints_are_the_reference_ones(ckpts):
     for key, digest in REF_META["checkpoints"].items():
-        got = hashlib.sha256((ckpts / key / "model.safetensors").read_bytes()).hexdigest()
-        assert got == digest, f"{key}: the random-weight recipe changed; rerun tests/data/reference/make_zoo_b.py"
+        path = ckpts / key / "model.safetensors"
+        if hashlib.sha256(path.read_bytes()).hexdigest() == digest:
+            continue
+        assert key in RNG_DRAWN_DIGESTS and _rng_drawn_digest(path) == RNG_DRAWN_DIGESTS[key], \
+            f"{key}: the random-weight recipe changed; rerun tests/data/reference/make_zoo_b.py"
 
 
 @pytest.mark.parametrize("n", [3200, 4321])
@@ -109,7 +134,9 @@ def test_neucodec_features_codes_and_audio_equal_the_reference(neu, n):
     x = torch.from_numpy(REF[f"neucodec_{n}_audio"])
     values, feats = N.semantic_features(x, neu.hop)  # the feature extractor's work, without torchaudio
     np.testing.assert_allclose(values.numpy(), REF[f"neucodec_{n}_input_values"][0], rtol=0, atol=1e-7)
-    np.testing.assert_allclose(feats.numpy(), REF[f"neucodec_{n}_input_features"][0], rtol=1e-5, atol=1e-5)
+    # log-mel in float32: FFT kernels differ by CPU (the reference was made on an Intel Xeon; on an AMD EPYC a few
+    # values differ by up to 3e-5); the codes below must still be identical
+    np.testing.assert_allclose(feats.numpy(), REF[f"neucodec_{n}_input_features"][0], rtol=1e-5, atol=1e-4)
     enc = neu.encode(x[None, None])
     assert enc.codes.dtype == torch.int64 and enc.codes.shape == (1, 1, n // 320)
     assert np.array_equal(enc.codes.numpy(), REF[f"neucodec_{n}_codes"])
