@@ -83,6 +83,21 @@ def _progress_factory():
     return factory
 
 
+# -- semanticodec model ----------------------------------------------------------------------------------------
+
+
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    from bench.train.model_flags import add_model_arguments  # argparse only (no torch)
+
+    add_model_arguments(p)
+
+
+def _model_run(args) -> int:
+    from bench.train.model_flags import run_model
+
+    return run_model(args)
+
+
 # -- the table -----------------------------------------------------------------------------------------------
 
 Stage = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
@@ -91,6 +106,8 @@ STAGES: dict[str, dict[str, Stage]] = {
     "semanticodec": {
         "codebook": ("k-means semantic codebook [V, F] from AudioMAE features of your audio",
                      _codebook_arguments, _codebook_run),
+        "model": ("train the acoustic encoder and the latent-diffusion UNet (frozen AudioMAE, codebook, VAE, "
+                  "vocoder); checkpoints in the official layout", _model_arguments, _model_run),
     },
 }
 
