@@ -1,7 +1,7 @@
-"""SemantiCodec: our implementation vs the official one, same random weights, same inputs, one run.
+"""SemantiCodec: our implementation vs the official one, same random weights, same inputs, cold and warm.
 
     /path/to/venv-with-official/bin/python benchmarks/semanticodec.py                  # rate 100, 8 x 10 s, 5 steps
-    python benchmarks/semanticodec.py --rate 50 --vocab 4096 --steps 50 --clips 8 --setup my_env_shim
+    python benchmarks/semanticodec.py --rate 100 --clips 8 --steps 50 --repeats 3 --setup my_env_shim
 
 The official package (`semanticodec`, haoheliu/SemantiCodec-inference) must be importable by the interpreter
 that runs this script; `--setup MODULE` is imported first (for environment workarounds such as the ones its
@@ -9,13 +9,22 @@ spec section 7 describes). Without it only our side runs. Nothing of the officia
 is called through its public API (`SemantiCodec(..., checkpoint_path=DIR)`, `.encode(path)`, `.decode(tokens)`).
 
 Steps: (1) random full-size weights are written once in the official checkpoint_path layout (DIR/encoder.ckpt,
-decoder.ckpt, codebook_idx/...); (2) each side runs in its own process (one full-size model in memory at a time;
-peak RSS per side): loads DIR, encodes `--clips` clips of `--seconds` s (official: one file at a time; ours:
-one batch; the fastest of `--repeats` runs), decodes the first clip's first 10.24 s window at `--steps` DDIM
-steps with CFG 2.0 and eta 1.0 from the same global-RNG seed (so the initial and per-step noises are the same
-draws); with `--windows N` the decode timing covers the first window of N clips (ours: one batch; official: one
-call each) and that first window stays the parity check; (3) prints throughput (seconds of audio per second), the ratios, peak memory, the share of identical
-tokens and the decoded-wave error. Timings on a shared or loaded machine are noisy: compare ratios from the same run only.
+decoder.ckpt, codebook_idx/...); (2) each side runs in its own fresh process (one full-size model in memory at a
+time; peak RSS per side): loads DIR, encodes `--clips` clips of `--seconds` s `--repeats` times, then decodes
+`--repeats` times the first clip's first 10.24 s window at `--steps` DDIM steps with CFG 2.0 and eta 1.0 from the
+same global-RNG seed (so the initial and per-step noises are the same draws on both sides); with `--windows N`
+the decode timing covers the first window of N clips (ours: one batch; official: one call each) and the first
+window is decoded once more, untimed, as the parity check. (3) prints, for encode and decode separately, the
+COLD figure (the first call in the fresh process: it pays every one-off cost - weight packing, kernel creation,
+first touch of fresh memory) and the WARM figure (the fastest of the later calls), as wall s, CPU s and minor
+page faults, the ratios, peak memory, the share of identical tokens and the decoded-wave error.
+
+What each side is fed: ours takes the clips as one in-memory float32 tensor `[clips, 1, T]` (one batch of
+windows); the official API takes a file path per clip, so each clip is written once as a float WAV and, by
+default (`--official-feed memory`), the official `torchaudio.load` call is answered from memory with the
+already-read array (no disk or WAV decoding in its timing; `--official-feed file` reads the file each time).
+Timings on a shared or loaded machine are noisy: compare ratios from the same run only; the load average is
+printed beside each side.
 """
 
 from __future__ import annotations
@@ -37,22 +46,43 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def best_of(repeats: int, fn):
-    """Run fn `repeats` times -> ((wall s, CPU s) of the fastest run, its result): the first run pays one-off costs."""
-    best, result = None, None
-    for _ in range(max(1, repeats)):
-        t0, c0 = time.perf_counter(), time.process_time()
-        result = fn()
-        took = (time.perf_counter() - t0, time.process_time() - c0)
-        best = took if best is None or took[0] < best[0] else best
-    return best, result
+def load_average() -> float:
+    """1-minute load average (how busy the machine was), NaN where unavailable."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def timed(fn) -> tuple[dict, object]:
+    """Run fn once -> ({wall, cpu (process CPU s, all threads), faults (minor page faults)}, its result)."""
+    r0, t0, c0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter(), time.process_time()
+    result = fn()
+    took = {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
+            "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0.ru_minflt}
+    return took, result
+
+
+def cold_warm(repeats: int, fn, before=None) -> tuple[dict, object]:
+    """Call fn `repeats` times -> ({"cold": the first call, "warm": the fastest later call or None}, first result).
+
+    `before` (untimed) runs before every call, e.g. re-seeding the global RNG."""
+    runs, first = [], None
+    for i in range(max(1, repeats)):
+        if before is not None:
+            before()
+        took, result = timed(fn)
+        runs.append(took)
+        first = result if i == 0 else first
+    warm = min(runs[1:], key=lambda r: r["wall"]) if len(runs) > 1 else None
+    return {"cold": runs[0], "warm": warm, "runs": len(runs)}, first
 
 
 def clips(n: int, seconds: float, seed: int = 0) -> np.ndarray:
@@ -85,54 +115,55 @@ def make_weights(args) -> None:
 def run_ours(args, audio: np.ndarray, out: Path) -> dict:
     import torch
 
-    from bench.codecs.semanticodec.codec import SemantiCodec, output_samples, overlap_add
+    from bench.codecs.semanticodec.codec import (
+        SemantiCodec,
+        output_samples,
+        overlap_add,
+    )
 
     t0 = time.perf_counter()
     codec = SemantiCodec(token_rate=args.rate, vocab=args.vocab, weights=args.weights, ddim_steps=args.steps or 50,
                          batch_size=args.batch_size, precision=args.precision)
-    load_s = time.perf_counter() - t0
+    res = {"load_s": time.perf_counter() - t0, "load": load_average()}
     x = torch.from_numpy(audio)[:, None]
-    (enc_s, enc_cpu), enc = best_of(args.repeats, lambda: codec.encode(x))
+    res["encode"], enc = cold_warm(args.repeats, lambda: codec.encode(x))
     tokens = enc.codes.transpose(1, 2).numpy()  # official layout [B, N, 2]
     np.save(out / "ours_tokens.npy", tokens)
     if not args.steps:
-        return {"load_s": load_s, "encode_s": enc_s, "encode_cpu": enc_cpu, "peak_mb": max_rss_mb()}
-    # decode the first clip's first window: conditions, then the decoder from a seeded global RNG, as official
+        return res | {"peak_mb": max_rss_mb()}
+    # decode: the first window of the first `windows` clips; conditions first, then the decoder from a seeded global RNG
     w = codec.cfg.encoder.window_tokens
     tok = torch.from_numpy(tokens[0, :w])
     cond, _ = codec.conditions([tok])
-    compile_s = eager = None
-    if args.compile:  # eager first (warmed up, same seed), then torch.compile of the UNet, compilation timed apart
-        codec.decoder.decode_windows(cond, ddim_steps=args.steps, cfg_scale=2.0, eta=1.0, precision=args.precision)
-        torch.manual_seed(args.seed)
-        t0 = time.perf_counter()
-        eager = codec.decoder.decode_windows(cond, ddim_steps=args.steps, cfg_scale=2.0, eta=1.0, generator=None,
-                                             precision=args.precision)
-        eager = (time.perf_counter() - t0, eager)
+    seed = lambda: torch.manual_seed(args.seed)
+
+    def parity():
+        return codec.decoder.decode_windows(cond, ddim_steps=args.steps, cfg_scale=2.0, eta=1.0, generator=None,
+                                            precision=args.precision)
+
+    if args.compile:  # eager first (same seed), then torch.compile of the UNet: its first call (compiling) timed apart
+        seed()
+        eager = timed(parity)
         codec.decoder.compile()
-        t0 = time.perf_counter()
-        codec.decoder.decode_windows(cond, ddim_steps=args.steps, cfg_scale=2.0, eta=1.0, precision=args.precision)
-        compile_s = time.perf_counter() - t0
-    torch.manual_seed(args.seed)
-    t0, c0 = time.perf_counter(), time.process_time()
-    wave = codec.decoder.decode_windows(cond, ddim_steps=args.steps, cfg_scale=2.0, eta=1.0, generator=None,
-                                        precision=args.precision).numpy()
-    dec_s, dec_cpu = time.perf_counter() - t0, time.process_time() - c0
-    if args.windows > 1:  # throughput: the first window of `windows` clips in one batch (the above: parity only)
+        res["compile_s"] = timed(parity)[0]["wall"]
+        res["eager_decode_s"] = eager[0]["wall"]
+    if args.windows > 1:  # throughput: the first window of `windows` clips in one batch; parity decoded afterwards
         conds, _ = codec.conditions([torch.from_numpy(tokens[i, :w]) for i in range(args.windows)])
-        gens = [torch.Generator().manual_seed(args.seed + i) for i in range(args.windows)]
-        t0, c0 = time.perf_counter(), time.process_time()
-        codec.decoder.decode_windows(conds, ddim_steps=args.steps, cfg_scale=2.0, eta=1.0, generator=gens,
-                                     batch_size=args.windows, precision=args.precision)
-        dec_s, dec_cpu = time.perf_counter() - t0, time.process_time() - c0
-    if eager is not None:
-        print(f"ours, decode of one window at {args.steps} steps: eager {eager[0]:.2f} s, torch.compile {dec_s:.2f} s "
-              f"({eager[0] / dec_s:.2f}x; compiling took {compile_s:.1f} s); max abs diff "
-              f"{np.abs(eager[1].numpy() - wave).max():.3g}", flush=True)
-    wave = overlap_add(wave)[: output_samples(len(tok), args.rate)]
+        gens = lambda: [torch.Generator().manual_seed(args.seed + i) for i in range(args.windows)]
+        res["decode"], _ = cold_warm(args.repeats, lambda: codec.decoder.decode_windows(
+            conds, ddim_steps=args.steps, cfg_scale=2.0, eta=1.0, generator=gens(), batch_size=args.windows,
+            precision=args.precision))
+        seed()
+        wave = parity()
+    else:
+        res["decode"], wave = cold_warm(args.repeats, parity, before=seed)
+    if args.compile:
+        print(f"ours, decode of one window at {args.steps} steps: eager {res['eager_decode_s']:.2f} s, torch.compile "
+              f"{res['decode']['cold']['wall']:.2f} s (compiling took {res['compile_s']:.1f} s); max abs diff "
+              f"{np.abs(eager[1].numpy() - wave.numpy()).max():.3g}", flush=True)
+    wave = overlap_add(wave.numpy())[: output_samples(len(tok), args.rate)]
     np.save(out / "ours_wave.npy", wave)
-    return {"load_s": load_s, "encode_s": enc_s, "decode_s": dec_s, "encode_cpu": enc_cpu, "decode_cpu": dec_cpu,
-            "peak_mb": max_rss_mb()}
+    return res | {"peak_mb": max_rss_mb()}
 
 
 def run_official(args, audio: np.ndarray, out: Path) -> dict:
@@ -141,33 +172,38 @@ def run_official(args, audio: np.ndarray, out: Path) -> dict:
 
     if args.setup:
         importlib.import_module(args.setup)
+    import semanticodec.main as official_main
     from semanticodec import SemantiCodec as Official
 
     t0 = time.perf_counter()
-    codec = Official(token_rate=args.rate, semantic_vocab_size=args.vocab, ddim_sample_step=args.steps,
+    codec = Official(token_rate=args.rate, semantic_vocab_size=args.vocab, ddim_sample_step=args.steps or 50,
                      cfg_scale=2.0, checkpoint_path=args.weights)
-    load_s = time.perf_counter() - t0
+    res = {"load_s": time.perf_counter() - t0, "load": load_average()}
     paths = []
     for i, a in enumerate(audio):
         p = out / f"clip{i}.wav"
         sf.write(p, a, 16000, subtype="FLOAT")
         paths.append(str(p))
+    if args.official_feed == "memory":  # answer its torchaudio.load from memory: the same array ours gets
+        in_memory = {p: (torch.from_numpy(sf.read(p, dtype="float32")[0][None].copy()), 16000) for p in paths}
+        file_load = official_main.torchaudio.load
+        official_main.torchaudio.load = lambda p, *a, **k: (
+            (in_memory[p][0].clone(), in_memory[p][1]) if p in in_memory else file_load(p, *a, **k))
     with torch.no_grad():
-        (enc_s, enc_cpu), tokens = best_of(args.repeats, lambda: [codec.encode(p) for p in paths])
+        res["encode"], tokens = cold_warm(args.repeats, lambda: [codec.encode(p) for p in paths])
     tokens = torch.cat(tokens).numpy()
     np.save(out / "official_tokens.npy", tokens)
     if not args.steps:
-        return {"load_s": load_s, "encode_s": enc_s, "encode_cpu": enc_cpu, "peak_mb": max_rss_mb()}
+        return res | {"peak_mb": max_rss_mb()}
     w = int(512 / codec.stack_factor_K)
-    torch.manual_seed(args.seed)
-    t0, c0 = time.perf_counter(), time.process_time()
-    with torch.no_grad():  # one window at a time, as its API takes one item (the first is the parity window)
-        waves = [codec.decode(torch.from_numpy(tokens[i: i + 1, :w])) for i in range(args.windows)]
-    dec_s, dec_cpu = time.perf_counter() - t0, time.process_time() - c0
-    wave = waves[0]
-    np.save(out / "official_wave.npy", np.asarray(wave).reshape(-1))
-    return {"load_s": load_s, "encode_s": enc_s, "decode_s": dec_s, "encode_cpu": enc_cpu, "decode_cpu": dec_cpu,
-            "peak_mb": max_rss_mb()}
+
+    def decode():  # one window at a time, as its API takes one item (the first is the parity window)
+        with torch.no_grad():
+            return [codec.decode(torch.from_numpy(tokens[i: i + 1, :w])) for i in range(args.windows)]
+
+    res["decode"], waves = cold_warm(args.repeats, decode, before=lambda: torch.manual_seed(args.seed))
+    np.save(out / "official_wave.npy", np.asarray(waves[0]).reshape(-1))
+    return res | {"peak_mb": max_rss_mb()}
 
 
 def side(args) -> None:
@@ -187,7 +223,10 @@ def main(argv=None) -> None:
                     help="DDIM steps for the decode comparison (official default 50; 0: encode only)")
     ap.add_argument("--windows", type=int, default=1,
                     help="10.24 s windows decoded for the decode timing (ours: one batch; at most --clips)")
-    ap.add_argument("--repeats", type=int, default=3, help="encode runs per side; the fastest is reported")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="encode and decode calls per side: the first is reported as cold, the fastest later one as warm")
+    ap.add_argument("--official-feed", choices=("memory", "file"), default="memory",
+                    help="official encode input: its torchaudio.load answered from memory (default) or the WAV file")
     ap.add_argument("--batch-size", type=int, default=None, help="our windows per forward pass (default: all)")
     ap.add_argument("--precision", default=None, help="our decoder autocast: bf16 / fp16 (default fp32)")
     ap.add_argument("--compile", action="store_true", help="our decoder: torch.compile the UNet (warm-up untimed)")
@@ -210,7 +249,8 @@ def main(argv=None) -> None:
     args.weights = args.weights or str(out / "weights")
     base = [sys.executable, __file__, "--rate", str(args.rate), "--vocab", str(args.vocab), "--clips",
             str(args.clips), "--seconds", str(args.seconds), "--steps", str(args.steps), "--seed", str(args.seed),
-            "--repeats", str(args.repeats), "--windows", str(args.windows), "--weights", args.weights, "--out", str(out)]
+            "--repeats", str(args.repeats), "--windows", str(args.windows), "--official-feed", args.official_feed,
+            "--weights", args.weights, "--out", str(out)]
     if args.batch_size:
         base += ["--batch-size", str(args.batch_size)]
     if args.precision:
@@ -238,36 +278,71 @@ def main(argv=None) -> None:
         subprocess.run(base + ["--side", name], check=True, env=env)
         results[name] = json.loads((out / f"{name}.json").read_text())
 
-    audio_s = args.clips * args.seconds
-    window_s = 10.24 * args.windows
-    print(f"\nSemantiCodec rate {args.rate}, V {args.vocab}: encode {args.clips} x {args.seconds:g} s (best of "
-          f"{args.repeats}); "
-          f"decode {args.windows} x 10.24 s window(s) at {args.steps} DDIM steps (CFG 2.0, eta 1.0; ours batched, "
-          f"official one at a time); torch threads "
-          f"{__import__('torch').get_num_threads()}")
-    print(f"{'':10s} {'load s':>7s} {'encode s':>9s} {'(cpu s)':>8s} {'enc xRT':>8s} {'decode s':>9s} {'(cpu s)':>8s} "
-          f"{'dec xRT':>8s} {'peak MB':>8s}")
+    report(args, results, out)
+
+
+def cpu_model() -> str:
+    """The CPU model name (lscpu / /proc/cpuinfo), e.g. 'AMD EPYC' or 'Intel(R) Xeon(R) Platinum 8480+'."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def report(args, results: dict, out: Path) -> None:
+    import torch
+
     nan = float("nan")
+    audio_s, window_s = args.clips * args.seconds, 10.24 * args.windows
+    print(f"\nSemantiCodec rate {args.rate}, V {args.vocab}, random full-size weights; CPU {cpu_model()} "
+          f"({os.cpu_count()} logical CPUs), torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{'fp32' if not args.precision else args.precision}")
+    print(f"encode: {args.clips} x {args.seconds:g} s (ours: one in-memory batch of {args.clips} items, "
+          f"{args.batch_size or 16} windows per pass; official: one call per clip, audio from "
+          f"{'memory' if args.official_feed == 'memory' else 'WAV files'}); decode: {args.windows} x 10.24 s "
+          f"window(s) at {args.steps} DDIM steps, CFG 2.0, eta 1.0 (ours batched, official one at a time); "
+          f"{args.repeats} calls each: cold = the first call in a fresh process, warm = the fastest later call")
+    print(f"{'':9s} {'load s':>6s} {'phase':7s} {'cold s':>7s} {'(cpu s)':>8s} {'faults':>8s} {'warm s':>7s} "
+          f"{'(cpu s)':>8s} {'faults':>8s} {'warm xRT':>8s} {'peak MB':>8s} {'load avg':>8s}")
     for name, r in results.items():
-        d, dc = r.get("decode_s", nan), r.get("decode_cpu", nan)
-        print(f"{name:10s} {r['load_s']:7.1f} {r['encode_s']:9.2f} {r['encode_cpu']:8.1f} {audio_s / r['encode_s']:8.2f} "
-              f"{d:9.2f} {dc:8.1f} {window_s / d:8.3f} {r['peak_mb']:8.0f}")
-    if have_official:
+        for phase, secs in (("encode", audio_s), ("decode", window_s)):
+            if phase not in r:
+                continue
+            c, w = r[phase]["cold"], r[phase]["warm"] or {"wall": nan, "cpu": nan, "faults": nan}
+            print(f"{name if phase == 'encode' else '':9s} {r['load_s'] if phase == 'encode' else nan:6.1f} "
+                  f"{phase:7s} {c['wall']:7.2f} {c['cpu']:8.1f} {c['faults']:8.0f} {w['wall']:7.2f} {w['cpu']:8.1f} "
+                  f"{w['faults']:8.0f} {secs / w['wall']:8.3f} {r['peak_mb'] if phase == 'encode' else nan:8.0f} "
+                  f"{r['load'] if phase == 'encode' else nan:8.2f}")
+    for name, r in results.items():
+        e = r["encode"]
+        if e["warm"]:
+            print(f"{name}: one-off encode cost (cold - warm): {e['cold']['wall'] - e['warm']['wall']:.1f} s wall, "
+                  f"{e['cold']['cpu'] - e['warm']['cpu']:.1f} CPU s")
+    if "official" in results:
         o, u = results["official"], results["ours"]
-        print(f"ratio ours/official throughput (wall): encode {o['encode_s'] / u['encode_s']:.2f}x, "
-              f"decode {o.get('decode_s', nan) / u.get('decode_s', nan):.2f}x; by CPU time: encode "
-              f"{o['encode_cpu'] / u['encode_cpu']:.2f}x, decode {o.get('decode_cpu', nan) / u.get('decode_cpu', nan):.2f}x; "
-              f"peak memory {u['peak_mb'] / o['peak_mb']:.2f}x")
+        for kind in ("cold", "warm"):
+            parts = []
+            for phase in ("encode", "decode"):
+                if phase in o and phase in u and o[phase][kind] and u[phase][kind]:
+                    oo, uu = o[phase][kind], u[phase][kind]
+                    parts.append(f"{phase} {oo['wall'] / uu['wall']:.2f}x wall ({oo['cpu'] / uu['cpu']:.2f}x CPU)")
+            if parts:
+                print(f"ratio official time / ours, {kind}: " + ", ".join(parts))
+        print(f"peak memory ours / official {u['peak_mb'] / o['peak_mb']:.2f}x")
         to, tu = np.load(out / "official_tokens.npy"), np.load(out / "ours_tokens.npy")
         same = (to == tu[:, : to.shape[1]]).mean(axis=(0, 1)) if to.shape == tu.shape else None
         print(f"tokens: official {to.shape}, ours {tu.shape}; identical: "
               + ("shape differs" if same is None else f"semantic {same[0]:.4%}, acoustic {same[1]:.4%}"))
-        if not args.steps:
-            return
-        wo, wu = np.load(out / "official_wave.npy"), np.load(out / "ours_wave.npy")
-        n = min(len(wo), len(wu))
-        print(f"decoded window: {len(wo)} vs {len(wu)} samples; max abs diff {np.abs(wo[:n] - wu[:n]).max():.3g} "
-              f"(peak {np.abs(wo).max():.3g})")
+        if args.steps:
+            wo, wu = np.load(out / "official_wave.npy"), np.load(out / "ours_wave.npy")
+            n = min(len(wo), len(wu))
+            print(f"decoded window: {len(wo)} vs {len(wu)} samples; max abs diff {np.abs(wo[:n] - wu[:n]).max():.3g} "
+                  f"(peak {np.abs(wo).max():.3g})")
     print("Timings on a loaded machine are unreliable (CPU seconds less so); compare ratios from one run.")
 
 

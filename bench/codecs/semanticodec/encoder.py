@@ -22,6 +22,8 @@ from .audiomae import AudioMAE, stack_patches
 from .config import EncoderConfig
 from .lstm import BiLSTM
 
+MAE_WINDOWS = 2  # 10.24 s windows per AudioMAE pass (see `semantic_features`)
+
 
 def _row_chunks(n: int, rows: int = 256):
     """Row slices for the nearest-neighbour searches: a `[256, codebook]` distance block stays in cache."""
@@ -94,8 +96,14 @@ class SemantiCodecEncoder(nn.Module):
     # -- pieces ---------------------------------------------------------------------------------
 
     def semantic_features(self, fbank: torch.Tensor) -> torch.Tensor:
-        """fbank windows `[n, 1024, 128]` -> stacked AudioMAE features `A` `[n, W, F]`."""
-        return stack_patches(self.audiomae(fbank), self.cfg.stack, self.cfg.grid)
+        """fbank windows `[n, 1024, 128]` -> stacked AudioMAE features `A` `[n, W, F]`.
+
+        AudioMAE takes MAE_WINDOWS windows per pass (windows are independent): its per-block activations then
+        stay small enough (12.6 MB for the 3072-wide MLP at 2 windows) to be reused from the heap instead of
+        being faulted in afresh for every block (50 MB each at 8 windows; measured: ~0.6 M minor faults per
+        encode of 8 windows before)."""
+        feats = [self.audiomae(fbank[s: s + MAE_WINDOWS]) for s in range(0, fbank.shape[0], MAE_WINDOWS)]
+        return stack_patches(torch.cat(feats) if len(feats) > 1 else feats[0], self.cfg.stack, self.cfg.grid)
 
     def semantic_ids(self, feat: torch.Tensor) -> torch.Tensor:
         """`[n, W, F]` -> nearest centroid ids `[n, W]` (squared L2 via |a|^2 + |c|^2 - 2a.c, first minimum)."""
