@@ -14,7 +14,7 @@ import ray
 
 import executor_jobs  # noqa: F401 - the job functions the actors import by name
 from bench.executors.local import LocalPool, WorkerCrash, WorkerError
-from bench.executors.ray import RayPool
+from bench.executors.ray import DEPTH, RayPool
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -232,7 +232,9 @@ def test_run_on_ray_equals_local_and_survives_a_killed_worker(tmp_path, monkeypa
         on_ray = bench.run(out=tmp_path / "ray", executor="ray", progress=killer, **kw)
     assert killer.killed is not None
     assert f"Ray worker {killer.killed} " in caplog.text and "in flight" in caplog.text  # it died busy
-    assert on_ray.codec_work == local.codec_work == 16
+    # the killed actor may have written an in-flight item's output (atomically) before it died: that item is then
+    # served from the cache on its retry, not coded again
+    assert local.codec_work == 16 and 16 - DEPTH <= on_ray.codec_work <= 16  # DEPTH jobs queued on the killed actor
     assert len(on_ray.failures()) == 0
     want, got = _per_item(tmp_path / "local"), _per_item(tmp_path / "ray")
     assert len(want) == 16 * 3 and got == want  # bit for bit, every item once
