@@ -5,11 +5,16 @@ the codec option (name check, eta rule, steps alias, label and fingerprint, deco
 from __future__ import annotations
 
 import dataclasses
+from itertools import pairwise
 
 import numpy as np
 import pytest
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+from diffusers import (
+    DDIMScheduler,
+    DPMSolverMultistepScheduler,
+    UniPCMultistepScheduler,
+)
 
 from bench.codecs.base import CodecError
 from bench.codecs.semanticodec import ddim, samplers
@@ -176,7 +181,7 @@ def test_more_steps_converge_to_the_1000_step_ddim_solution(dec, cond):
             dist[name] = [float((dec.sample_latent(cond, ddim_steps=s, cfg_scale=scale, eta=0.0, noise=x_t,
                                                    sampler=name) - ref).norm() / ref.norm()) for s in (5, 10, 25, 50)]
     for name, d in dist.items():
-        assert all(a > b for a, b in zip(d, d[1:])), (name, d)  # strictly closer with every step count
+        assert all(a > b for a, b in pairwise(d)), (name, d)  # strictly closer with every step count
         assert d[-1] < 0.25 * d[0], (name, d)
     # the second-order solvers beat first-order DDIM at equal steps (10 and 25)
     for name in samplers.ODE_SAMPLERS:

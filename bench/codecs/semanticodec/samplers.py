@@ -18,7 +18,7 @@ CFG pair in one UNet call of batch 2B, as in `ddim.sample`. Shapes: x `[B, C, H,
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -45,11 +45,15 @@ def diffusers_scheduler(name: str, timesteps: int = 1000, linear_start: float = 
     DDIM; steps_offset=1 with "leading" spacing gives the official timesteps when 1000 % S == 0; used for the
     parity test and the study's reference), "dpmpp-2m" or "unipc".
     """
-    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+    from diffusers import (
+        DDIMScheduler,
+        DPMSolverMultistepScheduler,
+        UniPCMultistepScheduler,
+    )
 
     name = check_sampler(name)
-    common = dict(num_train_timesteps=timesteps, trained_betas=ddim.linear_betas(timesteps, linear_start, linear_end),
-                  prediction_type="v_prediction", thresholding=False)
+    common = {"num_train_timesteps": timesteps, "prediction_type": "v_prediction", "thresholding": False,
+              "trained_betas": ddim.linear_betas(timesteps, linear_start, linear_end)}
     if name == "ddim":
         return DDIMScheduler(**common, clip_sample=False, set_alpha_to_one=False, steps_offset=1,
                              timestep_spacing="leading")
