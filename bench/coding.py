@@ -64,8 +64,7 @@ def _encode(codec, ref: np.ndarray, sr: int):
     with torch.inference_mode():
         t0 = time.perf_counter()
         wav = torch.from_numpy(np.ascontiguousarray(x))[None]
-        # A codec without a fixed rate (identity) is told the item's rate.
-        enc = codec.encode(wav, sample_rate=codec_sr) if codec.meta.sample_rate is None else codec.encode(wav)
+        enc = codec.encode(wav, sample_rate=codec_sr)  # every codec: encode(wav, sample_rate=None, lengths=None)
         return x, codec_sr, enc, time.perf_counter() - t0
 
 

@@ -115,7 +115,7 @@ class _Tokens(Codec):
         self.meta = CodecMeta("tokens-test", 16000, 1, (1.0,), 50.0, False, "-", codebook_sizes=(64, 64))
         self.seen = []
 
-    def encode(self, wav):
+    def encode(self, wav, sample_rate=None, lengths=None):
         b, _, t = wav.shape
         n = t // 320
         codes = torch.stack([torch.arange(n) % 64, (torch.arange(n) * 7) % 64])[None].repeat(b, 1, 1)

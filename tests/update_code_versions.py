@@ -38,6 +38,7 @@ NOT_DEPENDENCIES = frozenset({
     "bench/codecs/__init__.py", "bench/metrics/__init__.py",
     "bench/codecs/weights.py", "bench/codecs/random_weights.py",
     "bench/codecs/digests.py",  # file hashing: changes fingerprints by itself, never an output
+    "bench/codecs/hub_pins.py", "bench/codecs/fetching.py",  # pins and verified downloads: weights enter by digest
 })
 UPDATE_COMMAND = "python -m tests.update_code_versions"
 

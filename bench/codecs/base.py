@@ -144,8 +144,10 @@ class Codec:
 
     # -- the work -------------------------------------------------------------------------------
 
-    def encode(self, wav: "torch.Tensor") -> Encoded:
-        """wav: float32 `[B, C, T]` at `self.meta.sample_rate` -> Encoded."""
+    def encode(self, wav: "torch.Tensor", sample_rate: int | None = None, lengths: list[int] | None = None) -> Encoded:
+        """wav: float32 `[B, C, T]` at `self.meta.sample_rate` (or at `sample_rate`, which the codec resamples or, for
+        rate-free codecs, measures with) -> Encoded. The one signature of every codec: the runner always passes the
+        rate; `lengths` (where each item of a zero-padded batch ends) is passed to codecs with `batch_items` > 1."""
         raise NotImplementedError
 
     def decode(self, enc: Encoded) -> "torch.Tensor":

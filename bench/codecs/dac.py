@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bench.codecs import weights as W
-from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
-from bench.codecs.neural import NeuralCodec, code_bitrate, plan_chunks
+from bench.codecs.base import CodecError, Encoded, OperatingPoint
+from bench.codecs.neural import Rates, plan_chunks
+from bench.codecs.released import ReleasedCodec, checkpoints_of
 
 CONTEXT_FRAMES = 32
 
@@ -237,74 +238,58 @@ def load_dac_original(path: Path, variant: DacVariant):
     return model
 
 
-class DAC(NeuralCodec):
+class DAC(ReleasedCodec):
     """DAC with its first `n_codebooks` codebooks. Options: sample_rate (16000 | 24000 | 44100), n_codebooks,
     weights=PATH, device, pretrained (False: random weights), tiny (narrow random model), chunk_seconds."""
 
     name = "dac"
     code_version = "1"
+    licence = "MIT"
+    paper = "Kumar et al. 2023, High-Fidelity Audio Compression with Improved RVQGAN, arXiv:2306.06546"
     variants = DAC_VARIANTS
-    default_sample_rate = 16000
+    checkpoints = checkpoints_of("dac", DAC_VARIANTS)
+    default_checkpoint = "16khz"
     weight_suffixes = (".pth",)
 
     def __init__(self, sample_rate: int | str = 16000, n_codebooks: int | None = None, weights: str | None = None,
                  device: str = "cpu", pretrained: bool = True, tiny: bool = False, chunk_seconds: float = 10.0,
                  seed: int = 0):
-        self.variant = v = self.variant_for(sample_rate)
+        v = self.variant_for(sample_rate)
         n_codebooks = v.n_codebooks if n_codebooks is None else int(n_codebooks)
         if not 1 <= n_codebooks <= v.n_codebooks:
             raise CodecError(f"dac {v.key} has 1 to {v.n_codebooks} codebooks ({v.kbps(1):g} kbps each); "
                              f"got n_codebooks={n_codebooks}")
-        if tiny and pretrained and weights is None:
-            pretrained = False
         self.n_codebooks = n_codebooks
         self.chunk_seconds = float(chunk_seconds)
-        self.options = {"sample_rate": v.sample_rate, "n_codebooks": n_codebooks}
-        if not pretrained:
-            self.options.update(pretrained=False, seed=seed)
-        if tiny:
-            self.options["tiny"] = True
-        if chunk_seconds != 10.0:
-            self.options["chunk_seconds"] = self.chunk_seconds
-        if weights is not None:
-            self.options["weights"] = str(weights)
-        self.options["device"] = device
-        self.nominal_kbps = v.kbps(n_codebooks)
-        self.meta = CodecMeta(
-            "dac", v.sample_rate, 1, tuple(v.kbps(k) for k in range(1, v.n_codebooks + 1)), v.frame_rate, True,
-            "MIT", paper="Kumar et al. 2023, High-Fidelity Audio Compression with Improved RVQGAN, "
-                         "arXiv:2306.06546", random_weights=not pretrained)
-        if pretrained:
-            found = self._resolve_weights(weights)
-            self.model = self._load(found)
-            self._init_digest(found, "")
-        else:
-            from transformers import DacModel
+        shown = {"chunk_seconds": self.chunk_seconds} if chunk_seconds != 10.0 else {}
+        self._setup(v.key, {"sample_rate": v.sample_rate, "n_codebooks": n_codebooks}, weights, device, pretrained,
+                    tiny, seed, **shown)
 
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                self.model = DacModel(dac_config(v, tiny=tiny))
-            self._init_digest(None, f"dac/{v.key}/random/tiny={tiny}/seed={seed}")
-        self.model.eval()
-        if self.model.config.n_codebooks < n_codebooks:
-            raise CodecError(f"these DAC weights have {self.model.config.n_codebooks} codebooks; "
-                             f"n_codebooks={n_codebooks} is too many")
-        self.hop = int(math.prod(self.model.config.downsampling_ratios))
-        self.bits_per_code = math.log2(self.model.config.codebook_size)
-        self.meta = replace(self.meta, codebook_sizes=(int(self.model.config.codebook_size),) * n_codebooks)
-        self.device = "cpu"
-        if device != "cpu":
-            self.to(device)
+    @classmethod
+    def config_for(cls, key: str, tiny: bool = False):
+        return dac_config(cls.variant_for(key), tiny=tiny)
 
-    @staticmethod
-    def _port_class():
+    @classmethod
+    def _port_class(cls):
         from transformers import DacModel
 
         return DacModel
 
-    @staticmethod
-    def _load_original(path: Path, variant: DacVariant):
-        return load_dac_original(path, variant)
+    def _load_original(self, path: Path):
+        return load_dac_original(path, self.variant)
+
+    @classmethod
+    def _save_original(cls, model, dest: Path, key: str) -> Path:
+        return save_dac_original(model, dest)
+
+    def _configure(self, cfg) -> Rates:
+        v = self.variant
+        if cfg.n_codebooks < self.n_codebooks:
+            raise CodecError(f"these DAC weights have {cfg.n_codebooks} codebooks; n_codebooks={self.n_codebooks} is "
+                             "too many")
+        self.hop = int(math.prod(cfg.downsampling_ratios))
+        return Rates(v.sample_rate, v.frame_rate, (int(cfg.codebook_size),) * self.n_codebooks,
+                     kbps=v.kbps(self.n_codebooks))
 
     @classmethod
     def operating_points(cls) -> list[OperatingPoint]:
@@ -330,11 +315,9 @@ class DAC(NeuralCodec):
         quantised, codes, *_ = self.model.quantizer(z, n_quantizers=self.n_codebooks)
         return quantised, codes
 
-    @torch.inference_mode()
-    def encode(self, wav: Any) -> Encoded:
-        """wav float32 `[B, 1, T]` at `self.sample_rate` -> Encoded with codes `[B, K, ceil(T / hop)]`
-        (the audio is zero-padded on the right to whole frames, as the original `preprocess` does)."""
-        x = self._check_input(wav)
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Audio `[B, 1, T]` -> codes `[B, K, ceil(T / hop)]` (the audio is zero-padded on the right to whole
+        frames, as the original `preprocess` does), in chunks of `chunk_seconds` with context."""
         b, _, t = x.shape
         n = self._frames(t)
         codes = torch.empty(b, self.n_codebooks, n, dtype=torch.int64)
@@ -343,12 +326,10 @@ class DAC(NeuralCodec):
             window = torch.nn.functional.pad(window, (0, (w1 - w0) * self.hop - window.shape[-1]))
             _, c = self._quantise(window.to(self.device))
             codes[..., a:e] = c[..., a - w0:e - w0].cpu()
-        bitrate = code_bitrate(codes, self.bits_per_code, t / self.variant.sample_rate)
-        return Encoded(codes=codes, bitrate=bitrate, lengths=[t] * b, sample_rate=self.variant.sample_rate)
+        return codes
 
-    @torch.inference_mode()
-    def decode(self, enc: Encoded) -> torch.Tensor:
-        """Encoded -> float32 `[B, 1, T]` at `self.sample_rate`, T = the encoded input length (the 16/24 kHz
+    def _decode(self, enc: Encoded) -> torch.Tensor:
+        """Encoded -> `[B, 1, T]`, T = the encoded input length (the 16/24 kHz
         decoders return 8 samples fewer than N * hop; the end is zero-filled)."""
         codes = enc.codes
         b, _, n = codes.shape
@@ -360,9 +341,7 @@ class DAC(NeuralCodec):
             out[..., a * self.hop:a * self.hop + y.shape[-1]] = y
         return out[..., :t]
 
-    @torch.inference_mode()
-    def embed(self, wav: Any) -> torch.Tensor:
-        """wav `[B, 1, T]` -> float32 `[B, N, D]` (D = 1024 for the released models): the sum of the selected
-        codebooks' projected entries, which is what the decoder receives."""
-        codes = self.encode(wav).codes
-        return self.model.quantizer.from_codes(codes.to(self.device))[0].transpose(1, 2).float().cpu()
+    def _embedding(self, codes: torch.Tensor) -> torch.Tensor:
+        """`[B, N, D]` (D = 1024 for the released models): the sum of the selected codebooks' projected entries,
+        which is what the decoder receives."""
+        return self.model.quantizer.from_codes(codes)[0].transpose(1, 2)

@@ -23,15 +23,16 @@ from __future__ import annotations
 import logging
 import math
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bench.codecs import weights as W
-from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
-from bench.codecs.neural import NeuralCodec, code_bitrate, plan_chunks
+from bench.codecs.base import CodecError, Encoded, OperatingPoint
+from bench.codecs.neural import Rates, plan_chunks
+from bench.codecs.released import ReleasedCodec, checkpoints_of
 
 log = logging.getLogger(__name__)
 
@@ -189,76 +190,63 @@ def save_encodec_original(model, folder: str | Path, name: str | None = None) ->
     return final
 
 
-class Encodec(NeuralCodec):
+class Encodec(ReleasedCodec):
     """Encodec at one bandwidth. Options: sample_rate (24000 | 48000), bandwidth (kbps), weights=PATH,
     device, pretrained (False: random weights), tiny (narrow random model for tests), chunk_seconds."""
 
     name = "encodec"
     code_version = "1"
+    licence = "MIT"
+    paper = "Défossez et al. 2022, High Fidelity Neural Audio Compression, arXiv:2210.13438"
     variants = ENCODEC_VARIANTS
-    default_sample_rate = 24000
+    checkpoints = checkpoints_of("encodec", ENCODEC_VARIANTS)
+    default_checkpoint = "24khz"
     weight_suffixes = (".th",)
 
     def __init__(self, sample_rate: int | str = 24000, bandwidth: float | None = None, weights: str | None = None,
                  device: str = "cpu", pretrained: bool = True, tiny: bool = False, chunk_seconds: float = 30.0,
                  seed: int = 0):
-        self.variant = self.variant_for(sample_rate)
-        v = self.variant
+        v = self.variant_for(sample_rate)
         bandwidth = 6.0 if bandwidth is None else float(bandwidth)
         if bandwidth not in v.bandwidths:
             raise CodecError(f"encodec {v.key} has no bandwidth {bandwidth:g} kbps; choose one of "
                              f"{', '.join(f'{b:g}' for b in v.bandwidths)}")
-        if tiny and pretrained and weights is None:
-            pretrained = False
         self.bandwidth = bandwidth
         self.n_codebooks = v.codebooks(bandwidth)
         self.chunk_seconds = float(chunk_seconds)
-        self.options = {"sample_rate": v.sample_rate, "bandwidth": bandwidth}
-        if not pretrained:
-            self.options.update(pretrained=False, seed=seed)
-        if tiny:
-            self.options["tiny"] = True
-        if chunk_seconds != 30.0:
-            self.options["chunk_seconds"] = self.chunk_seconds
-        if weights is not None:
-            self.options["weights"] = str(weights)
-        self.options["device"] = device
-        self.nominal_kbps = bandwidth
-        self.meta = CodecMeta(
-            "encodec", v.sample_rate, v.channels, v.bandwidths, float(v.frame_rate), True, "MIT",
-            paper="Défossez et al. 2022, High Fidelity Neural Audio Compression, arXiv:2210.13438",
-            random_weights=not pretrained)
+        shown = {"chunk_seconds": self.chunk_seconds} if chunk_seconds != 30.0 else {}
+        self._setup(v.key, {"sample_rate": v.sample_rate, "bandwidth": bandwidth}, weights, device, pretrained, tiny,
+                    seed, **shown)
 
-        if pretrained:
-            found = self._resolve_weights(weights)
-            self.model = self._load(found)
-            self._init_digest(found, "")
-        else:
-            from transformers import EncodecModel
+    @classmethod
+    def config_for(cls, key: str, tiny: bool = False):
+        return encodec_config(cls.variant_for(key), tiny=tiny)
 
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                self.model = EncodecModel(encodec_config(v, tiny=tiny))
-                for layer in self.model.quantizer.layers:  # the port zero-fills codebooks; give them entries
-                    layer.codebook.embed.normal_()
-                    layer.codebook.embed_avg.copy_(layer.codebook.embed)
-            self._init_digest(None, f"encodec/{v.key}/random/tiny={tiny}/seed={seed}")
-        self.model.eval()
-        self.bits_per_code = math.log2(self.model.config.codebook_size)
-        self.meta = replace(self.meta, codebook_sizes=(int(self.model.config.codebook_size),) * self.n_codebooks)
-        self.device = "cpu"
-        if device != "cpu":
-            self.to(device)
-
-    @staticmethod
-    def _port_class():
+    @classmethod
+    def _port_class(cls):
         from transformers import EncodecModel
 
         return EncodecModel
 
-    @staticmethod
-    def _load_original(path: Path, variant: EncodecVariant):
-        return load_encodec_original(path, variant)
+    @classmethod
+    def _random_model(cls, key: str, tiny: bool, seed: int):
+        model = cls._port_class()(cls.config_for(key, tiny))
+        for layer in model.quantizer.layers:  # the port zero-fills codebooks; give them entries
+            layer.codebook.embed.normal_()
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+        return model
+
+    def _load_original(self, path: Path):
+        return load_encodec_original(path, self.variant)
+
+    @classmethod
+    def _save_original(cls, model, dest: Path, key: str) -> Path:
+        return save_encodec_original(model, dest)
+
+    def _configure(self, cfg) -> Rates:
+        v = self.variant
+        return Rates(v.sample_rate, float(v.frame_rate), (int(cfg.codebook_size),) * self.n_codebooks, v.channels,
+                     kbps=self.bandwidth)
 
     @classmethod
     def operating_points(cls) -> list[OperatingPoint]:
@@ -288,11 +276,9 @@ class Encodec(NeuralCodec):
         stride = max(1, int((1 - self.variant.overlap) * seg))
         return [(o, min(o + seg, length)) for o in range(0, length, stride)]
 
-    @torch.inference_mode()
-    def encode(self, wav: Any) -> Encoded:
-        """wav float32 `[B, C, T]` at `self.sample_rate` -> Encoded with codes `[B, K, ceil(T / 320)]`
-        (48 kHz: the segments' codes one after the other, their scales in `extra["scales"]` `[B, S]`)."""
-        x = self._check_input(wav)
+    def _encode(self, x: torch.Tensor):
+        """Audio `[B, C, T]` -> codes `[B, K, ceil(T / 320)]` (48 kHz: the segments' codes one after the other,
+        their scales in `extra["scales"]` `[B, S]`, 32 side bits each)."""
         b, _, t = x.shape
         hop = self.variant.hop
         extra: dict[str, Any] = {}
@@ -317,13 +303,10 @@ class Encodec(NeuralCodec):
             for a, e, w0, w1 in plan_chunks(n, chunk, context):
                 c = self._codes(x[..., w0 * hop:min(w1 * hop, t)].to(self.device))
                 codes[..., a:e] = c[..., a - w0:e - w0].cpu()
-        bitrate = code_bitrate(codes, self.bits_per_code, t / self.variant.sample_rate, side_bits)
-        return Encoded(codes=codes, bitrate=bitrate, lengths=[t] * b, sample_rate=self.variant.sample_rate,
-                       extra=extra)
+        return codes, extra, side_bits
 
-    @torch.inference_mode()
-    def decode(self, enc: Encoded) -> torch.Tensor:
-        """Encoded -> float32 `[B, C, T]` at `self.sample_rate`, T = the encoded input length."""
+    def _decode(self, enc: Encoded) -> torch.Tensor:
+        """Encoded -> `[B, C, T]`, T = the encoded input length."""
         codes = enc.codes
         b, _, n = codes.shape
         hop = self.variant.hop
@@ -362,9 +345,7 @@ class Encodec(NeuralCodec):
             start += f
         return out.div_(weight_sum)[..., :t]  # in place: no second copy of the whole output
 
-    @torch.inference_mode()
-    def embed(self, wav: Any) -> torch.Tensor:
-        """wav `[B, C, T]` -> float32 `[B, N, 128]`: the quantised latent the decoder receives, per frame
-        (48 kHz: before each segment's scale is applied, which happens after the decoder)."""
-        codes = self.encode(wav).codes
-        return self._latent(codes).transpose(1, 2).float().cpu()
+    def _embedding(self, codes: torch.Tensor) -> torch.Tensor:
+        """`[B, N, 128]`: the quantised latent the decoder receives, per frame (48 kHz: before each segment's scale
+        is applied, which happens after the decoder)."""
+        return self._latent(codes).transpose(1, 2)

@@ -33,27 +33,17 @@ import importlib.machinery
 import math
 import sys
 import types
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from bench.codecs import weights as W
-from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
-from bench.codecs.neural import (
-    HubCheckpoint,
-    NeuralCodec,
-    code_bitrate,
-    fetch_checkpoints,
-    list_checkpoints,
-    resolve_checkpoint,
-    save_hf_random,
-)
+from bench.codecs.base import CodecError, Encoded, OperatingPoint
+from bench.codecs.neural import Checkpoint, NeuralCodec, Rates
 
 LICENCE = "Boson Higgs Audio 2 Community License (Llama-3-based; commercial use capped at 100k annual active users)"
 PAPER = "Boson AI 2025, Higgs Audio v2 tokenizer (technical blog: boson-ai/higgs-audio, tech_blogs/TOKENIZER_BLOG.md)"
-CHECKPOINTS = {"higgs-audio-v2-tokenizer": HubCheckpoint(
+CHECKPOINTS = {"higgs-audio-v2-tokenizer": Checkpoint(
     "higgs-audio-v2-tokenizer", "eustlb/higgs-audio-v2-tokenizer",
     source="https://huggingface.co/eustlb/higgs-audio-v2-tokenizer (transformers docs, Higgs Audio V2 Tokenizer)")}
 KEY = "higgs-audio-v2-tokenizer"
@@ -154,42 +144,18 @@ class Higgs(NeuralCodec):
 
     name = "higgs"
     code_version = "1"
-    default_sample_rate = 24000
+    licence = LICENCE
+    paper = PAPER
+    checkpoints = CHECKPOINTS
+    default_checkpoint = KEY
 
     def __init__(self, n_codebooks: int | None = None, weights: str | None = None, device: str = "cpu",
                  pretrained: bool = True, tiny: bool = False, seed: int = 0):
         cfg = higgs_config(tiny)
-        most = _rate(cfg)[2]
-        n_codebooks = most if n_codebooks is None else int(n_codebooks)
+        n_codebooks = _rate(cfg)[2] if n_codebooks is None else int(n_codebooks)
         self._check_codebooks(n_codebooks, cfg)
-        if tiny and pretrained and weights is None:
-            pretrained = False
         self.n_codebooks = n_codebooks
-        self.options: dict[str, Any] = {"n_codebooks": n_codebooks}
-        if not pretrained:
-            self.options.update(pretrained=False, seed=seed)
-        if tiny:
-            self.options["tiny"] = True
-        if weights is not None:
-            self.options["weights"] = str(weights)
-        self.options["device"] = device
-        self._meta(cfg, random=not pretrained)
-        if pretrained:
-            found = resolve_checkpoint(self, KEY, weights)
-            self.model = model_class().from_pretrained(str(found.path), local_files_only=True)
-            self._init_digest(found, "")
-        else:
-            self.model = random_model(tiny, seed)
-            self._init_digest(None, f"higgs/random/tiny={tiny}/seed={seed}")
-        self.model.eval()
-        cfg = self.model.config
-        self._check_codebooks(n_codebooks, cfg)
-        self._meta(cfg, random=self.meta.random_weights)
-        self.hop = int(cfg.hop_length)
-        self.bits_per_code = _rate(cfg)[0]
-        self.device = "cpu"
-        if device != "cpu":
-            self.to(device)
+        self._setup(None, {"n_codebooks": n_codebooks}, weights, device, pretrained, tiny, seed)
 
     @staticmethod
     def _check_codebooks(k: int, cfg) -> None:
@@ -197,11 +163,23 @@ class Higgs(NeuralCodec):
         if not 1 <= k <= most:
             raise CodecError(f"higgs has 1 to {most} codebooks ({_kbps(cfg, 1):g} kbps each); got n_codebooks={k}")
 
-    def _meta(self, cfg, random: bool) -> None:
-        _, frames, most = _rate(cfg)
-        self.nominal_kbps = _kbps(cfg, self.n_codebooks)
-        self.meta = CodecMeta("higgs", int(cfg.sample_rate), 1, tuple(_kbps(cfg, k) for k in range(1, most + 1)),
-                              frames, True, LICENCE, paper=PAPER, random_weights=random)
+    @classmethod
+    def config_for(cls, key: str, tiny: bool = False):
+        return higgs_config(tiny)
+
+    @classmethod
+    def _port_class(cls):
+        return model_class()
+
+    @classmethod
+    def _random_model(cls, key: str, tiny: bool, seed: int):
+        return random_model(tiny, seed)
+
+    def _configure(self, cfg) -> Rates:
+        self._check_codebooks(self.n_codebooks, cfg)
+        self.hop = int(cfg.hop_length)
+        return Rates(int(cfg.sample_rate), _rate(cfg)[1], (int(cfg.codebook_size),) * self.n_codebooks,
+                     kbps=_kbps(cfg, self.n_codebooks))
 
     @classmethod
     def operating_points(cls) -> list[OperatingPoint]:
@@ -215,45 +193,23 @@ class Higgs(NeuralCodec):
                                          f"higgs {kbps:g} kbps ({k} codebook{'s' if k > 1 else ''}{listed})"))
         return points
 
-    @classmethod
-    def weights_available(cls) -> bool:
-        return W.find_weights(W.weights_dir(cls.name, KEY), cls.name, KEY, ()) is not None
-
     def runtime(self) -> dict[str, Any]:
         return {**super().runtime(), "semantic_resampler": resampler()}
 
-    @classmethod
-    def write_random(cls, dest: str | Path, variant: str | None = None, tiny: bool = False, seed: int = 0) -> Path:
-        """`bench weights random higgs` (module function `write_random`)."""
-        return write_random(dest, variant=variant, tiny=tiny, seed=seed)
+    # -- the work: codes [B, K, ceil(T / 960)], zero-padded to whole frames; the first K of the full residual
+    # quantizer's codes ------------------------------------------------------------------------------------
 
-    # -- the work ---------------------------------------------------------------------------------
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (0, (-x.shape[-1]) % self.hop))
+        return self.model.encode(x.to(self.device), return_dict=False)[:, : self.n_codebooks]
 
-    @torch.inference_mode()
-    def encode(self, wav: Any) -> Encoded:
-        """wav float32 `[B, 1, T]` at 24 kHz -> Encoded with codes `[B, K, ceil(T / 960)]` (zero-padded to whole
-        frames; the first K of the full residual quantizer's codes)."""
-        x = self.check_input(wav)
-        b, _, t = x.shape
-        x = F.pad(x, (0, (-t) % self.hop))
-        codes = self.model.encode(x.to(self.device), return_dict=False)[:, : self.n_codebooks]
-        codes = codes.to(torch.int64).cpu()
-        bitrate = code_bitrate(codes, self.bits_per_code, t / self.meta.sample_rate)
-        return Encoded(codes=codes, bitrate=bitrate, lengths=[t] * b, sample_rate=self.meta.sample_rate)
+    def _decode(self, enc: Encoded) -> torch.Tensor:
+        return self.model.decode(enc.codes.to(self.device), return_dict=False)
 
-    @torch.inference_mode()
-    def decode(self, enc: Encoded) -> torch.Tensor:
-        """Encoded -> float32 `[B, 1, T]` at 24 kHz (decoded from the codes' codebooks, trimmed to the input)."""
-        y = self.model.decode(enc.codes.to(self.device), return_dict=False).float().cpu()
-        t = max(enc.lengths) if enc.lengths else y.shape[-1]
-        return F.pad(y, (0, max(0, t - y.shape[-1])))[..., :t]
-
-    @torch.inference_mode()
-    def embed(self, wav: Any) -> torch.Tensor:
-        """wav `[B, 1, T]` -> float32 `[B, N, D]` (D = 1024 released): the quantised latent (sum of the selected
-        codebooks' projected entries) that the decoder branch receives."""
-        codes = self.encode(wav).codes
-        return self.model.quantizer.decode(codes.transpose(0, 1).to(self.device)).transpose(1, 2).float().cpu()
+    def _embedding(self, codes: torch.Tensor) -> torch.Tensor:
+        """The quantised latent (sum of the selected codebooks' projected entries, D = 1024 released) that the
+        decoder branch receives."""
+        return self.model.quantizer.decode(codes.transpose(0, 1)).transpose(1, 2)
 
 
 def random_model(tiny: bool, seed: int):
@@ -266,20 +222,3 @@ def random_model(tiny: bool, seed: int):
         model = cls(higgs_config(tiny))
     model.load_state_dict(discriminating_state(model.state_dict(), seed=seed))
     return model
-
-
-def write_random(dest: str | Path, variant: str | None = None, tiny: bool = False, seed: int = 0) -> Path:
-    """`bench weights random higgs --dest D`: a random model in the transformers layout under D/higgs-audio-v2-tokenizer/."""
-    if variant not in (None, KEY):
-        raise ValueError(f"higgs has one checkpoint ({KEY!r}), not {variant!r}")
-    return save_hf_random(random_model(tiny, seed), dest, KEY)
-
-
-def fetch(dest: Path | None = None, variant: str | None = None, trust_unpinned: bool = False) -> Path:
-    """`bench weights fetch higgs`."""
-    return fetch_checkpoints("higgs", CHECKPOINTS, dest, variant, trust_unpinned)
-
-
-def list_weights() -> list[dict]:
-    """`bench weights list` rows for higgs's checkpoints."""
-    return list_checkpoints("higgs", CHECKPOINTS, ())

@@ -34,21 +34,20 @@ from typing import Any
 import torch
 
 from bench.codecs import weights as W
-from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
-from bench.codecs.hub import HubCodec, HubVariant
-from bench.codecs.neural import code_bitrate
+from bench.codecs.base import CodecError, Encoded, OperatingPoint
+from bench.codecs.neural import Checkpoint, NeuralCodec, Rates
 
 log = logging.getLogger(__name__)
 
-VARIANTS = {
-    "24khz": HubVariant("24khz", "kyutai/mimi", source="https://huggingface.co/kyutai/mimi (model card: CC-BY-4.0)"),
+CHECKPOINTS = {
+    "24khz": Checkpoint("24khz", "kyutai/mimi", source="https://huggingface.co/kyutai/mimi (model card: CC-BY-4.0)"),
 }
 # The authors' release of the same weights, in their own layout (loaded through `mimi_original_to_port`).
-ORIGINAL = HubVariant(
+ORIGINAL = Checkpoint(
     "24khz", "kyutai/moshiko-pytorch-bf16", "2bfc9ae6e89079a5cc7ed2a68436010d91a3d289",
     (("tokenizer-e351c8d8-checkpoint125.safetensors", None),),
     "a snapshot folder of kyutai/moshiko-pytorch-bf16 holding the file (third-party download path); no sha256 read")
-ORIGINAL_NAME = ORIGINAL.sha256[0][0]
+ORIGINAL_NAME = ORIGINAL.files[0][0]
 HEAD_DIM = 64  # the release: hidden_size 512, 8 heads (the original file has no config to say so)
 LICENCE = "CC-BY-4.0 (weights)"
 PAPER = "Défossez et al. 2024, Moshi: a speech-text foundation model for real-time dialogue, arXiv:2410.00037"
@@ -245,63 +244,41 @@ def fill_codebooks(model, gen: torch.Generator | None = None) -> None:
             module._embed = None
 
 
-class Mimi(HubCodec):
+class Mimi(NeuralCodec):
     """Mimi with its first `n_codebooks` codebooks (1 semantic + acoustic). Options: n_codebooks (1-32, default 8 =
     1.1 kbps), weights=PATH, device, pretrained (False: random weights), tiny (narrow random model), seed."""
 
     name = "mimi"
     code_version = "1"
-    variants = VARIANTS
-    default_variant = "24khz"
+    licence = LICENCE
+    paper = PAPER
+    checkpoints = CHECKPOINTS
+    default_checkpoint = "24khz"
     weight_suffixes = (".safetensors",)
 
     def __init__(self, n_codebooks: int | None = None, weights: str | None = None, device: str = "cpu",
                  pretrained: bool = True, tiny: bool = False, seed: int = 0):
-        self.variant = self.variant_for(None)
-        ref = reference_config()
-        most, frame_rate, bits = _rates(ref)
+        most, frame_rate, bits = _rates(reference_config())
         n_codebooks = 8 if n_codebooks is None else int(n_codebooks)
         if not 1 <= n_codebooks <= most:
             raise CodecError(f"mimi has 1 to {most} codebooks ({bits * frame_rate / 1000:g} kbps each); "
                              f"got n_codebooks={n_codebooks}")
-        if tiny and pretrained and weights is None:
-            pretrained = False
         self.n_codebooks = n_codebooks
-        self.options: dict[str, Any] = {"n_codebooks": n_codebooks}
-        if not pretrained:
-            self.options.update(pretrained=False, seed=seed)
-        if tiny:
-            self.options["tiny"] = True
-        if weights is not None:
-            self.options["weights"] = str(weights)
-        self.options["device"] = device
-        self.tiny = tiny
-        self.meta = CodecMeta("mimi", int(ref.sampling_rate), int(ref.audio_channels),
-                              tuple(p.kbps for p in self.operating_points()), frame_rate, True, LICENCE, PAPER,
-                              random_weights=not pretrained)
-        self._build(weights, pretrained, tiny, seed)
-        cfg = self.model.config
-        have, self.frame_rate, self.bits_per_code = _rates(cfg)
-        if have < n_codebooks:
-            raise CodecError(f"these Mimi weights have {have} codebooks; n_codebooks={n_codebooks} is too many")
-        self.hop = int(round(cfg.sampling_rate / self.frame_rate))
-        self.nominal_kbps = n_codebooks * self.bits_per_code * self.frame_rate / 1000
-        self.meta = CodecMeta("mimi", int(cfg.sampling_rate), int(cfg.audio_channels), self.meta.operating_points,
-                              self.frame_rate, True, LICENCE, PAPER, self.meta.random_weights,
-                              codebook_sizes=(int(cfg.codebook_size),) * n_codebooks)
-        if device != "cpu":
-            self.to(device)
+        self._setup(None, {"n_codebooks": n_codebooks}, weights, device, pretrained, tiny, seed)
 
-    @staticmethod
-    def _port_class():
+    @classmethod
+    def config_for(cls, key: str, tiny: bool = False):
+        return reference_config(tiny=tiny)
+
+    @classmethod
+    def _port_class(cls):
         from transformers import MimiModel
 
         return MimiModel
 
-    def _random_model(self, tiny: bool):
-        from transformers import MimiModel
-
-        model = MimiModel(reference_config(tiny=tiny))
+    @classmethod
+    def _random_model(cls, key: str, tiny: bool, seed: int):
+        model = cls._port_class()(reference_config(tiny=tiny))
         with torch.no_grad():
             fill_codebooks(model)
         return model
@@ -310,79 +287,40 @@ class Mimi(HubCodec):
         return load_mimi_original(path)
 
     @classmethod
+    def _save_original(cls, model, dest: Path, key: str) -> Path:
+        return save_mimi_original(model, dest / key)
+
+    def _configure(self, cfg) -> Rates:
+        have, frame_rate, _ = _rates(cfg)
+        if have < self.n_codebooks:
+            raise CodecError(f"these Mimi weights have {have} codebooks; n_codebooks={self.n_codebooks} is too many")
+        self.hop = int(round(cfg.sampling_rate / frame_rate))
+        return Rates(int(cfg.sampling_rate), frame_rate, (int(cfg.codebook_size),) * self.n_codebooks,
+                     int(cfg.audio_channels), kbps=self.n_codebooks * math.log2(cfg.codebook_size) * frame_rate / 1000)
+
+    @classmethod
     def operating_points(cls) -> list[OperatingPoint]:
         most, frame_rate, bits = _rates(reference_config())
         return [OperatingPoint(k * bits * frame_rate / 1000, {"n_codebooks": k},
                                f"mimi {k * bits * frame_rate / 1000:g} kbps ({k} codebook{'s' if k > 1 else ''})")
                 for k in range(1, most + 1)]
 
-    # -- the work ---------------------------------------------------------------------------------
+    # -- the work: codes [B, K, ceil(T / 1920)] (the model pads the last frame itself) ------------------------
 
-    @torch.inference_mode()
-    def encode(self, wav: Any) -> Encoded:
-        """wav float32 `[B, 1, T]` at 24 kHz -> Encoded with codes `[B, K, ceil(T / 1920)]` (the model pads the
-        last frame itself)."""
-        x = self.check_input(wav)
-        b, _, t = x.shape
-        codes = self.model.encode(x.to(self.device), num_quantizers=self.n_codebooks).audio_codes
-        codes = codes.to("cpu", torch.int64)
-        bitrate = code_bitrate(codes, self.bits_per_code, t / self.meta.sample_rate)
-        return Encoded(codes=codes, bitrate=bitrate, lengths=[t] * b, sample_rate=self.meta.sample_rate)
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(x.to(self.device), num_quantizers=self.n_codebooks).audio_codes
 
-    @torch.inference_mode()
-    def decode(self, enc: Encoded) -> torch.Tensor:
-        """Encoded -> float32 `[B, 1, T]` at 24 kHz, T = the encoded input length (N x 1920 samples trimmed)."""
-        codes = enc.codes.to(self.device)
-        y = self.model.decode(codes).audio_values.float().cpu()
-        t = max(enc.lengths) if enc.lengths else y.shape[-1]
-        if y.shape[-1] < t:
-            y = torch.nn.functional.pad(y, (0, t - y.shape[-1]))
-        return y[..., :t]
+    def _decode(self, enc: Encoded) -> torch.Tensor:
+        return self.model.decode(enc.codes.to(self.device)).audio_values
 
-    @torch.inference_mode()
-    def embed(self, wav: Any) -> torch.Tensor:
-        """wav `[B, 1, T]` -> float32 `[B, N, D]` at 12.5 frames/s: the dequantised latent the decoder receives (sum
-        of the selected codebooks' entries, output-projected; D = 512 for the released model)."""
-        codes = self.encode(wav).codes.to(self.device)
-        return self.model.quantizer.decode(codes).transpose(1, 2).float().cpu()
-
-    # -- weights ----------------------------------------------------------------------------------
+    def _embedding(self, codes: torch.Tensor) -> torch.Tensor:
+        """The sum of the selected codebooks' entries, output-projected (D = 512 for the released model)."""
+        return self.model.quantizer.decode(codes).transpose(1, 2)
 
     @classmethod
-    def fetch(cls, dest: Path | None = None, variant: str | None = None, trust_unpinned: bool = False,
-              source: str = "hub") -> Path:
-        """source="hub": kyutai/mimi (config.json + model.safetensors); "original": the authors' tokenizer file
-        from kyutai/moshiko-pytorch-bf16. Both into `<dest>/24khz/`, checked (see HubCodec.fetch)."""
-        if source == "hub":
-            return super().fetch(dest, variant, trust_unpinned)
-        if source != "original":
-            raise ValueError(f"source must be 'hub' or 'original', not {source!r}")
-        cls.variant_for(variant)
-        root = Path(dest) if dest else W.weights_dir(cls.name)
-        pin = W.HubPin(ORIGINAL.repo, ORIGINAL.revision, dict(ORIGINAL.sha256), ORIGINAL.source)
-        W._fetch_hub_files(pin, [ORIGINAL_NAME], root / ORIGINAL.key, trust_unpinned)
-        return root
-
-    @classmethod
-    def write_random(cls, dest: str | Path, variant: str | None = None, tiny: bool = False, seed: int = 0,
-                     layout: str = "hf") -> Path:
-        """`bench weights random mimi`: random weights under `dest/24khz/` as kyutai/mimi is laid out (layout="hf")
-        or as the authors' file (layout="original"), marked random."""
-        target = Path(dest) / cls.variant_for(variant).key
-        codec = cls(pretrained=False, tiny=tiny, seed=seed)
-        Path(dest).mkdir(parents=True, exist_ok=True)
-        W.mark_random(dest)
-        if layout == "original":
-            return save_mimi_original(codec.model, target)
-        codec.model.save_pretrained(str(target))
-        return target
-
-
-def fetch_weights(dest: Path | None = None, variant: str | None = None, trust_unpinned: bool = False,
-                  source: str = "hub") -> Path:
-    """The `bench weights fetch mimi` entry (bench.codecs.weights.FETCHERS)."""
-    return Mimi.fetch(dest, variant, trust_unpinned, source=source)
-
-
-def list_weights() -> list[dict[str, Any]]:
-    return Mimi.list_weights()
+    def _source(cls, ck: Checkpoint, source: str):
+        """source="hub": kyutai/mimi (config.json + model.safetensors); "original": the authors' tokenizer file from
+        kyutai/moshiko-pytorch-bf16. Both into `<dest>/24khz/`."""
+        if source == "original":
+            return ORIGINAL.pin(), [ORIGINAL_NAME]
+        return super()._source(ck, source)

@@ -27,25 +27,15 @@ rotary permutation, so loading it means assembling two checkpoints; use the conv
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
-from bench.codecs.neural import (
-    HubCheckpoint,
-    NeuralCodec,
-    code_bitrate,
-    fetch_checkpoints,
-    list_checkpoints,
-    resolve_checkpoint,
-    save_hf_random,
-)
+from bench.codecs.base import CodecError, Encoded, OperatingPoint
+from bench.codecs.neural import Checkpoint, NeuralCodec, Rates
 
-CHECKPOINTS = {"neucodec": HubCheckpoint("neucodec", "neuphonic/neucodec", gated=True,
+CHECKPOINTS = {"neucodec": Checkpoint("neucodec", "neuphonic/neucodec", gated=True,
                                          source="https://huggingface.co/neuphonic/neucodec")}
 LICENCE = "Apache-2.0"
 PAPER = ("Finite Scalar Quantization Enables Redundant and Transmission-Robust Neural Audio Compression at Low "
@@ -132,86 +122,53 @@ class NeuCodec(NeuralCodec):
 
     name = "neucodec"
     code_version = "1"
-    default_sample_rate = 16000
+    licence = LICENCE
+    paper = PAPER
+    checkpoints = CHECKPOINTS
+    default_checkpoint = "neucodec"
 
     def __init__(self, weights: str | None = None, device: str = "cpu", pretrained: bool = True, tiny: bool = False,
                  seed: int = 0):
-        if tiny and pretrained and weights is None:
-            pretrained = False
-        self.options: dict[str, Any] = {}
-        if not pretrained:
-            self.options.update(pretrained=False, seed=seed)
-        if tiny:
-            self.options["tiny"] = True
-        if weights is not None:
-            self.options["weights"] = str(weights)
-        self.options["device"] = device
-        self._meta(neucodec_config(tiny), random=not pretrained)
-        if pretrained:
-            found = resolve_checkpoint(self, "neucodec", weights)
-            self.model = self._port_class().from_pretrained(str(found.path), local_files_only=True)
-            self._init_digest(found, "")
-        else:
-            self.model = random_model(tiny, seed)
-            self._init_digest(None, f"neucodec/random/tiny={tiny}/seed={seed}")
-        self.model.eval()
-        cfg = self.model.config
-        if cfg.input_sampling_rate != 16000:
-            raise CodecError(f"these NeuCodec weights take {cfg.input_sampling_rate} Hz input; bench runs the 16 kHz "
-                             "model")
-        self._meta(cfg, random=self.meta.random_weights)
-        self.hop = int(cfg.encoder_hop_length)
-        self.output_rate = int(cfg.output_sampling_rate)
-        self.bits_per_code = _points(cfg)[0]
-        self.device = "cpu"
-        if device != "cpu":
-            self.to(device)
+        self._setup(None, {}, weights, device, pretrained, tiny, seed)
 
-    def _meta(self, cfg, random: bool) -> None:
-        _, frame_rate, kbps = _points(cfg)
-        self.nominal_kbps = kbps
-        self.meta = CodecMeta("neucodec", int(cfg.input_sampling_rate), 1, (kbps,), frame_rate, True, LICENCE,
-                              paper=PAPER, random_weights=random)
+    @classmethod
+    def config_for(cls, key: str, tiny: bool = False):
+        return neucodec_config(tiny)
 
-    @staticmethod
-    def _port_class():
+    @classmethod
+    def _port_class(cls):
         from transformers import NeuCodecModel
 
         return NeuCodecModel
+
+    @classmethod
+    def _random_model(cls, key: str, tiny: bool, seed: int):
+        return random_model(tiny, seed)
+
+    def _configure(self, cfg) -> Rates:
+        if cfg.input_sampling_rate != 16000:
+            raise CodecError(f"these NeuCodec weights take {cfg.input_sampling_rate} Hz input; bench runs the 16 kHz "
+                             "model")
+        self.hop = int(cfg.encoder_hop_length)
+        self.output_rate = int(cfg.output_sampling_rate)
+        _, frame_rate, kbps = _points(cfg)
+        return Rates(int(cfg.input_sampling_rate), frame_rate, (math.prod(cfg.quantization_levels),), kbps=kbps)
 
     @classmethod
     def operating_points(cls) -> list[OperatingPoint]:
         bits, frame_rate, kbps = _points(neucodec_config())
         return [OperatingPoint(kbps, {}, f"neucodec {kbps:g} kbps (1 FSQ code of {bits:g} bits, {frame_rate:g}/s)")]
 
-    @classmethod
-    def weights_available(cls) -> bool:
-        from bench.codecs import weights as W
-
-        return W.find_weights(W.weights_dir(cls.name, "neucodec"), cls.name, "neucodec", ()) is not None
-
-    @classmethod
-    def write_random(cls, dest: str | Path, variant: str | None = None, tiny: bool = False, seed: int = 0) -> Path:
-        """`bench weights random neucodec` (module function `write_random`)."""
-        return write_random(dest, variant=variant, tiny=tiny, seed=seed)
-
-    # -- the work ---------------------------------------------------------------------------------
+    # -- the work: codes [B, 1, floor(T / 320)] (the acoustic and semantic branches' frames, trimmed to the shorter
+    # as the model does) --------------------------------------------------------------------------------
 
     def _inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pairs = [semantic_features(x[i, 0], self.hop) for i in range(x.shape[0])]
         return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
 
-    @torch.inference_mode()
-    def encode(self, wav: Any) -> Encoded:
-        """wav float32 `[B, 1, T]` at 16 kHz -> Encoded with codes `[B, 1, floor(T / 320)]` (the acoustic and semantic
-        branches' frames, trimmed to the shorter as the model does)."""
-        x = self.check_input(wav)
-        b, _, t = x.shape
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
         values, feats = self._inputs(x)
-        out = self.model.encode(values.to(self.device), input_features=feats.to(self.device))
-        codes = out.audio_codes.to(torch.int64).cpu()
-        bitrate = code_bitrate(codes, self.bits_per_code, t / self.meta.sample_rate)
-        return Encoded(codes=codes, bitrate=bitrate, lengths=[t] * b, sample_rate=self.meta.sample_rate)
+        return self.model.encode(values.to(self.device), input_features=feats.to(self.device)).audio_codes
 
     @torch.inference_mode()
     def decode_native(self, enc: Encoded) -> torch.Tensor:
@@ -221,8 +178,8 @@ class NeuCodec(NeuralCodec):
         n = int(t * self.output_rate / self.meta.sample_rate)
         return F.pad(y, (0, max(0, n - y.shape[-1])))[..., :n]
 
-    def decode(self, enc: Encoded) -> torch.Tensor:
-        """Encoded -> float32 `[B, 1, T]` at 16 kHz: the 24 kHz output resampled (soxr), T = the input length."""
+    def _decode(self, enc: Encoded) -> torch.Tensor:
+        """The 24 kHz output resampled to 16 kHz (soxr), T = the input length."""
         from bench import audio as au
 
         y = self.decode_native(enc).numpy()
@@ -230,12 +187,9 @@ class NeuCodec(NeuralCodec):
         out = np.stack([au.fit_length(au.resample(item, self.output_rate, self.meta.sample_rate), t) for item in y])
         return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
 
-    @torch.inference_mode()
-    def embed(self, wav: Any) -> torch.Tensor:
-        """wav `[B, 1, T]` -> float32 `[B, N, D]` (D = quantization_dim, 2048 released): each FSQ code's projection,
-        the latent the decoder receives."""
-        codes = self.encode(wav).codes
-        return self.model.quantizer.from_codes(codes.transpose(1, 2).to(self.device)).float().cpu()
+    def _embedding(self, codes: torch.Tensor) -> torch.Tensor:
+        """Each FSQ code's projection (D = quantization_dim, 2048 released), the latent the decoder receives."""
+        return self.model.quantizer.from_codes(codes.transpose(1, 2))
 
 
 def random_model(tiny: bool, seed: int):
@@ -250,20 +204,3 @@ def random_model(tiny: bool, seed: int):
         model = NeuCodecModel(neucodec_config(tiny))
     model.load_state_dict(discriminating_state(model.state_dict(), seed=seed))
     return model
-
-
-def write_random(dest: str | Path, variant: str | None = None, tiny: bool = False, seed: int = 0) -> Path:
-    """`bench weights random neucodec --dest D`: a random model in the transformers layout under D/neucodec/."""
-    if variant not in (None, "neucodec"):
-        raise ValueError(f"neucodec has one checkpoint ('neucodec'), not {variant!r}")
-    return save_hf_random(random_model(tiny, seed), dest, "neucodec")
-
-
-def fetch(dest: Path | None = None, variant: str | None = None, trust_unpinned: bool = False) -> Path:
-    """`bench weights fetch neucodec` (gated repository: `hf auth login` first)."""
-    return fetch_checkpoints("neucodec", CHECKPOINTS, dest, variant, trust_unpinned)
-
-
-def list_weights() -> list[dict]:
-    """`bench weights list` rows for neucodec's checkpoints."""
-    return list_checkpoints("neucodec", CHECKPOINTS, ())

@@ -68,35 +68,24 @@ def discriminating_state(state: dict, seed: int = 0, skip: Callable[[str], bool]
 
 
 def write_random(name: str, dest: str | Path, variant: str | None = None, tiny: bool = False, seed: int = 0) -> Path:
-    """Write random weights for `name` ("encodec", "dac", "semanticodec") under `dest`; returns the path."""
-    from bench.codecs.weights import mark_random
+    """Write random weights for codec `name` under `dest` in its release layout (a `NeuralCodec`'s `write_random`;
+    SemantiCodec's official layout); returns the path written."""
+    from bench.codecs import CODECS
 
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    if name in ("encodec", "dac", "semanticodec"):
-        mark_random(dest)
-    if name == "encodec":
-        from bench.codecs.encodec import Encodec, save_encodec_original
-
-        codec = Encodec(sample_rate=int(variant or 24000), pretrained=False, tiny=tiny, seed=seed)
-        return save_encodec_original(codec.model, dest)
-    if name == "dac":
-        from bench.codecs.dac import DAC, save_dac_original
-
-        codec = DAC(sample_rate=int(variant or 16000), pretrained=False, tiny=tiny, seed=seed)
-        return save_dac_original(codec.model, dest)
     if name == "semanticodec":
         from bench.codecs.semanticodec import weights as W
         from bench.codecs.semanticodec.codec import SemantiCodec
+        from bench.codecs.weights import mark_random
 
+        mark_random(dest)
         rate, _, vocab = (variant or "50/4096").partition("/")
         codec = SemantiCodec(token_rate=int(rate), vocab=int(vocab or 4096), pretrained=False, tiny=tiny, seed=seed)
         W.save_official(codec.encoder, codec.decoder, codec.cfg, dest)
         return dest
-    from bench.codecs import CODECS
-
     cls = CODECS.get(name) if name in CODECS else None
-    if cls is not None and hasattr(cls, "write_random"):  # codecs that write their own layout (mimi, xcodec, ...)
+    if cls is not None and hasattr(cls, "write_random"):  # every NeuralCodec
         return cls.write_random(dest, variant=variant, tiny=tiny, seed=seed)
-    raise ValueError(f"no random-weight writer for {name!r}; use encodec, dac, semanticodec or a codec with "
-                     "a write_random classmethod")
+    raise ValueError(f"no random-weight writer for {name!r}; codecs with weights: semanticodec and the transformers "
+                     "codecs (encodec, dac, mimi, xcodec, xcodec2, neucodec, wavtokenizer, higgs)")

@@ -26,16 +26,8 @@ from typing import Any
 import torch
 
 from bench.codecs import weights as W
-from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
-from bench.codecs.neural import (
-    HubCheckpoint,
-    NeuralCodec,
-    code_bitrate,
-    fetch_checkpoints,
-    list_checkpoints,
-    resolve_checkpoint,
-    save_hf_random,
-)
+from bench.codecs.base import CodecError, Encoded, OperatingPoint
+from bench.codecs.neural import Checkpoint, NeuralCodec, Rates
 
 LICENCE = "MIT"
 PAPER = ("Ji et al. 2025, WavTokenizer: an Efficient Acoustic Discrete Codec Tokenizer for Audio Language Modeling, "
@@ -58,7 +50,7 @@ _RELEASES = (Release("small-speech-40token", 40, "speech"), Release("small-speec
              Release("large-unify-40token", 40, "unified"), Release("large-speech-75token-v2", 75, "speech"))
 RELEASES = {r.key: r for r in _RELEASES}
 DEFAULT = {40: "large-unify-40token", 75: "large-speech-75token-v2"}
-CHECKPOINTS = {r.key: HubCheckpoint(r.key, f"swiss-ai/wavtokenizer-{r.key}",
+CHECKPOINTS = {r.key: Checkpoint(r.key, f"swiss-ai/wavtokenizer-{r.key}",
                                     source=f"https://huggingface.co/swiss-ai/wavtokenizer-{r.key}") for r in _RELEASES}
 
 
@@ -195,7 +187,12 @@ class WavTokenizer(NeuralCodec):
 
     name = "wavtokenizer"
     code_version = "1"
-    default_sample_rate = 24000
+    licence = LICENCE
+    paper = PAPER
+    checkpoints = CHECKPOINTS
+    default_checkpoint = DEFAULT[40]
+    variant_option = "checkpoint"
+    weight_suffixes = (".ckpt",)
 
     def __init__(self, token_rate: int | None = None, checkpoint: str | None = None, weights: str | None = None,
                  device: str = "cpu", pretrained: bool = True, tiny: bool = False, seed: int = 0):
@@ -208,47 +205,39 @@ class WavTokenizer(NeuralCodec):
         if RELEASES[checkpoint].token_rate != rate:
             raise CodecError(f"wavtokenizer checkpoint {checkpoint!r} runs at {RELEASES[checkpoint].token_rate} "
                              f"tokens/s, not {rate}")
-        if tiny and pretrained and weights is None:
-            pretrained = False
-        self.token_rate, self.checkpoint = rate, checkpoint
-        self.options: dict[str, Any] = {"token_rate": rate, "checkpoint": checkpoint}
-        if not pretrained:
-            self.options.update(pretrained=False, seed=seed)
-        if tiny:
-            self.options["tiny"] = True
-        if weights is not None:
-            self.options["weights"] = str(weights)
-        self.options["device"] = device
-        self._meta(wavtokenizer_config(rate, tiny), random=not pretrained)
-        if pretrained:
-            found = resolve_checkpoint(self, checkpoint, weights, (".ckpt",))
-            if found.kind == "hf":
-                from transformers import WavTokenizerModel
+        self.token_rate, self.checkpoint_name = rate, checkpoint
+        self._setup(checkpoint, {"token_rate": rate, "checkpoint": checkpoint}, weights, device, pretrained, tiny,
+                    seed)
 
-                self.model = WavTokenizerModel.from_pretrained(str(found.path), local_files_only=True)
-            else:
-                self.model = load_original(found.path)
-            self._init_digest(found, "")
-        else:
-            self.model = random_model(rate, tiny, seed)
-            self._init_digest(None, f"wavtokenizer/{rate}/random/tiny={tiny}/seed={seed}")
-        self.model.eval()
-        cfg = self.model.config
-        if round(_rate(cfg)[1]) != rate:
-            raise CodecError(f"these WavTokenizer weights run at {_rate(cfg)[1]:g} tokens/s, not {rate}; pass "
-                             f"token_rate={round(_rate(cfg)[1])}")
-        self._meta(cfg, random=self.meta.random_weights)
+    @classmethod
+    def _checkpoint_key(cls, name) -> str:
+        """40 | 75 -> the default release of that rate; a release name as it is."""
+        return DEFAULT[int(name)] if str(name) in ("40", "75") else str(name)
+
+    @classmethod
+    def config_for(cls, key: str, tiny: bool = False):
+        return wavtokenizer_config(RELEASES[key].token_rate, tiny)
+
+    @classmethod
+    def _port_class(cls):
+        from transformers import WavTokenizerModel
+
+        return WavTokenizerModel
+
+    @classmethod
+    def _random_model(cls, key: str, tiny: bool, seed: int):
+        return random_model(RELEASES[key].token_rate, tiny, seed)
+
+    def _load_original(self, path: Path):
+        return load_original(path)
+
+    def _configure(self, cfg) -> Rates:
+        bits, frame_rate, kbps = _rate(cfg)
+        if round(frame_rate) != self.token_rate:
+            raise CodecError(f"these WavTokenizer weights run at {frame_rate:g} tokens/s, not {self.token_rate}; pass "
+                             f"token_rate={round(frame_rate)}")
         self.hop = int(cfg.hop_length)
-        self.bits_per_code = _rate(cfg)[0]
-        self.device = "cpu"
-        if device != "cpu":
-            self.to(device)
-
-    def _meta(self, cfg, random: bool) -> None:
-        _, frame_rate, kbps = _rate(cfg)
-        self.nominal_kbps = kbps
-        self.meta = CodecMeta("wavtokenizer", int(cfg.sampling_rate), 1, (kbps,), frame_rate, True, LICENCE,
-                              paper=PAPER, random_weights=random)
+        return Rates(int(cfg.sampling_rate), frame_rate, (int(cfg.codebook_size),), kbps=kbps)
 
     @classmethod
     def operating_points(cls) -> list[OperatingPoint]:
@@ -260,41 +249,17 @@ class WavTokenizer(NeuralCodec):
                                          f"{DEFAULT[rate]})"))
         return points
 
-    @classmethod
-    def weights_available(cls, token_rate: int = 40) -> bool:
-        key = DEFAULT[token_rate]
-        return W.find_weights(W.weights_dir(cls.name, key), cls.name, key, (".ckpt",)) is not None
+    # -- the work: codes [B, 1, ceil(T / hop)] ----------------------------------------------------------------
 
-    @classmethod
-    def write_random(cls, dest: str | Path, variant: str | None = None, tiny: bool = False, seed: int = 0) -> Path:
-        """`bench weights random wavtokenizer` (module function `write_random`)."""
-        return write_random(dest, variant=variant, tiny=tiny, seed=seed)
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(x.to(self.device)).audio_codes
 
-    # -- the work ---------------------------------------------------------------------------------
+    def _decode(self, enc: Encoded) -> torch.Tensor:
+        return self.model.decode(enc.codes.to(self.device)).audio_values
 
-    @torch.inference_mode()
-    def encode(self, wav: Any) -> Encoded:
-        """wav float32 `[B, 1, T]` at 24 kHz -> Encoded with codes `[B, 1, ceil(T / hop)]`."""
-        x = self.check_input(wav)
-        b, _, t = x.shape
-        codes = self.model.encode(x.to(self.device)).audio_codes.to(torch.int64).cpu()
-        bitrate = code_bitrate(codes, self.bits_per_code, t / self.meta.sample_rate)
-        return Encoded(codes=codes, bitrate=bitrate, lengths=[t] * b, sample_rate=self.meta.sample_rate)
-
-    @torch.inference_mode()
-    def decode(self, enc: Encoded) -> torch.Tensor:
-        """Encoded -> float32 `[B, 1, T]` at 24 kHz (N * hop samples decoded, trimmed to the input length)."""
-        y = self.model.decode(enc.codes.to(self.device)).audio_values.float().cpu()
-        y = y if y.ndim == 3 else y[:, None]
-        t = max(enc.lengths) if enc.lengths else y.shape[-1]
-        return torch.nn.functional.pad(y, (0, max(0, t - y.shape[-1])))[..., :t]
-
-    @torch.inference_mode()
-    def embed(self, wav: Any) -> torch.Tensor:
-        """wav `[B, 1, T]` -> float32 `[B, N, D]` (D = 512 released): the codebook entries the decoder receives."""
-        codes = self.encode(wav).codes
-        q = self.model.encoder_model.quantizer.decode(codes[:, 0].to(self.device))
-        return q.transpose(1, 2).float().cpu()
+    def _embedding(self, codes: torch.Tensor) -> torch.Tensor:
+        """The codebook entries the decoder receives (D = 512 released)."""
+        return self.model.encoder_model.quantizer.decode(codes[:, 0]).transpose(1, 2)
 
 
 def random_model(token_rate: int, tiny: bool, seed: int):
@@ -318,27 +283,3 @@ def random_model(token_rate: int, tiny: bool, seed: int):
         book.embed.copy_(frames[pick] + 0.05 * frames.std() * torch.randn(book.embed.shape, generator=gen))
         book.embed_avg.copy_(book.embed)
     return model
-
-
-def write_random(dest: str | Path, variant: str | None = None, tiny: bool = False, seed: int = 0) -> Path:
-    """`bench weights random wavtokenizer --dest D [--variant 40|75|CHECKPOINT]`: a random model in the transformers
-    layout under D/<checkpoint>/ (default: the 40 tokens/s large release's folder)."""
-    if variant is None or str(variant) in ("40", "75"):
-        key = DEFAULT[int(variant or 40)]
-    elif variant in RELEASES:
-        key = variant
-    else:
-        raise ValueError(f"wavtokenizer variant: 40, 75 or a checkpoint ({', '.join(RELEASES)}), not {variant!r}")
-    return save_hf_random(random_model(RELEASES[key].token_rate, tiny, seed), dest, key)
-
-
-def fetch(dest: Path | None = None, variant: str | None = None, trust_unpinned: bool = False) -> Path:
-    """`bench weights fetch wavtokenizer [--variant CHECKPOINT]` (every release unless one is named)."""
-    if variant in ("40", "75"):
-        variant = DEFAULT[int(variant)]
-    return fetch_checkpoints("wavtokenizer", CHECKPOINTS, dest, variant, trust_unpinned)
-
-
-def list_weights() -> list[dict]:
-    """`bench weights list` rows for wavtokenizer's checkpoints."""
-    return list_checkpoints("wavtokenizer", CHECKPOINTS, (".ckpt",))

@@ -17,22 +17,19 @@ from __future__ import annotations
 
 import logging
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.codecs import weights as W
-from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
-from bench.codecs.hub import HubCodec, HubVariant
-from bench.codecs.neural import code_bitrate
+from bench.codecs.base import CodecError, Encoded, OperatingPoint
+from bench.codecs.neural import Checkpoint, NeuralCodec, Rates
 
 log = logging.getLogger(__name__)
 
 _CARD = "https://huggingface.co/hf-audio/xcodec-wavlm-more-data (licence field of the X-Codec family's model card)"
-VARIANTS = {
-    "speech": HubVariant("speech", "hf-audio/xcodec-hubert-librispeech", source=_CARD),
-    "general": HubVariant("general", "hf-audio/xcodec-hubert-general-balanced", source=_CARD),
+CHECKPOINTS = {
+    "speech": Checkpoint("speech", "hf-audio/xcodec-hubert-librispeech", source=_CARD),
+    "general": Checkpoint("general", "hf-audio/xcodec-hubert-general-balanced", source=_CARD),
 }
 LICENCE = "CC-BY-4.0 (weights)"
 PAPER = ("Ye et al. 2024, Codec Does Matter: Exploring the Semantic Shortcoming of Codec for Audio Language Model, "
@@ -63,130 +60,83 @@ def _codebooks(config, bandwidth: float) -> int:
     return max(1, int(math.floor(bandwidth / _per_codebook_kbps(config) + 1e-9)))
 
 
-class XCodec(HubCodec):
+class XCodec(NeuralCodec):
     """X-Codec at one bandwidth. Options: variant (speech | general), bandwidth (kbps, one of the config's
     target_bandwidths; default the lowest), weights=PATH, device, pretrained (False: random), tiny, seed."""
 
     name = "xcodec"
     code_version = "1"
-    variants = VARIANTS
-    default_variant = "speech"
-    weight_suffixes = ()
+    licence = LICENCE
+    paper = PAPER
+    checkpoints = CHECKPOINTS
+    default_checkpoint = "speech"
+    variant_option = "variant"
 
     def __init__(self, variant: str = "speech", bandwidth: float | None = None, weights: str | None = None,
                  device: str = "cpu", pretrained: bool = True, tiny: bool = False, seed: int = 0):
-        self.variant = self.variant_for(variant)
-        ref = reference_config()
-        bandwidths = tuple(float(b) for b in ref.target_bandwidths)
+        key = self.checkpoint_for(variant).key
+        bandwidths = tuple(float(b) for b in reference_config().target_bandwidths)
         bandwidth = bandwidths[0] if bandwidth is None else float(bandwidth)
         if bandwidth not in bandwidths:
             raise CodecError(f"xcodec has no bandwidth {bandwidth:g} kbps; choose one of "
                              f"{', '.join(f'{b:g}' for b in bandwidths)}")
-        if tiny and pretrained and weights is None:
-            pretrained = False
         self.bandwidth = bandwidth
-        self.options: dict[str, Any] = {"variant": self.variant.key, "bandwidth": bandwidth}
-        if not pretrained:
-            self.options.update(pretrained=False, seed=seed)
-        if tiny:
-            self.options["tiny"] = True
-        if weights is not None:
-            self.options["weights"] = str(weights)
-        self.options["device"] = device
-        self.meta = CodecMeta("xcodec", int(ref.sample_rate), 1, bandwidths, float(ref.frame_rate), True, LICENCE,
-                              PAPER, random_weights=not pretrained)
-        self._build(weights, pretrained, tiny, seed)
-        cfg = self.model.config
-        have = tuple(float(b) for b in cfg.target_bandwidths)
-        if bandwidth not in have:
-            raise CodecError(f"these X-Codec weights offer {', '.join(f'{b:g}' for b in have)} kbps, not {bandwidth:g}")
-        self.n_codebooks = _codebooks(cfg, bandwidth)
-        self.hop = int(cfg.hop_length)
-        self.bits_per_code = math.log2(cfg.codebook_size)
-        self.nominal_kbps = self.n_codebooks * _per_codebook_kbps(cfg)
-        self.meta = CodecMeta("xcodec", int(cfg.sample_rate), 1, bandwidths, float(cfg.frame_rate), True, LICENCE,
-                              PAPER, self.meta.random_weights, codebook_sizes=(int(cfg.codebook_size),) * self.n_codebooks)
-        if device != "cpu":
-            self.to(device)
+        self._setup(key, {"variant": key, "bandwidth": bandwidth}, weights, device, pretrained, tiny, seed)
 
-    @staticmethod
-    def _port_class():
+    @property
+    def variant(self) -> Checkpoint:
+        return self.checkpoint
+
+    @classmethod
+    def config_for(cls, key: str, tiny: bool = False):
+        return reference_config(tiny=tiny)
+
+    @classmethod
+    def _port_class(cls):
         from transformers import XcodecModel
 
         return XcodecModel
 
-    @staticmethod
-    def _config_rate(config) -> int:
-        return int(config.sample_rate)
-
-    def _random_model(self, tiny: bool):
-        from transformers import XcodecModel
-
-        model = XcodecModel(reference_config(tiny=tiny))
+    @classmethod
+    def _random_model(cls, key: str, tiny: bool, seed: int):
+        model = cls._port_class()(reference_config(tiny=tiny))
         with torch.no_grad():  # the port zero-fills its codebooks: give them distinct entries
             for q in model.quantizer.quantizers:
                 q.codebook.embed.normal_()
                 q.codebook.embed_avg.copy_(q.codebook.embed)
         return model
 
+    def _configure(self, cfg) -> Rates:
+        have = tuple(float(b) for b in cfg.target_bandwidths)
+        if self.bandwidth not in have:
+            raise CodecError(f"these X-Codec weights offer {', '.join(f'{b:g}' for b in have)} kbps, not "
+                             f"{self.bandwidth:g}")
+        self.n_codebooks = _codebooks(cfg, self.bandwidth)
+        self.hop = int(cfg.hop_length)
+        return Rates(int(cfg.sample_rate), float(cfg.frame_rate), (int(cfg.codebook_size),) * self.n_codebooks,
+                     kbps=self.n_codebooks * _per_codebook_kbps(cfg))
+
     @classmethod
     def operating_points(cls) -> list[OperatingPoint]:
         ref = reference_config()
         points = []
-        for v in VARIANTS:
+        for v in CHECKPOINTS:
             for bw in ref.target_bandwidths:
                 k = _codebooks(ref, float(bw))
                 points.append(OperatingPoint(float(bw), {"variant": v, "bandwidth": float(bw)},
                                              f"xcodec {v} {float(bw):g} kbps ({k} codebook{'s' if k > 1 else ''})"))
         return points
 
-    # -- the work ---------------------------------------------------------------------------------
+    # -- the work: codes [B, K, ceil(T / 320)], the audio zero-padded on the right to whole frames first, as
+    # transformers' feature extractor does ------------------------------------------------------------------
 
-    @torch.inference_mode()
-    def encode(self, wav: Any) -> Encoded:
-        """wav float32 `[B, 1, T]` at 16 kHz -> Encoded with codes `[B, K, ceil(T / 320)]` (zero-padded on the
-        right to whole frames first, as transformers' feature extractor does)."""
-        x = self.check_input(wav)
-        b, _, t = x.shape
-        n = math.ceil(t / self.hop)
-        x = torch.nn.functional.pad(x, (0, n * self.hop - t))
-        codes = self.model.encode(x.to(self.device), bandwidth=self.bandwidth, return_dict=False)
-        codes = codes.to("cpu", torch.int64)
-        bitrate = code_bitrate(codes, self.bits_per_code, t / self.meta.sample_rate)
-        return Encoded(codes=codes, bitrate=bitrate, lengths=[t] * b, sample_rate=self.meta.sample_rate)
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.pad(x, (0, math.ceil(x.shape[-1] / self.hop) * self.hop - x.shape[-1]))
+        return self.model.encode(x.to(self.device), bandwidth=self.bandwidth, return_dict=False)
 
-    @torch.inference_mode()
-    def decode(self, enc: Encoded) -> torch.Tensor:
-        """Encoded -> float32 `[B, 1, T]` at 16 kHz, T = the encoded input length (N x 320 samples trimmed)."""
-        y = self.model.decode(enc.codes.to(self.device), return_dict=False).float().cpu()
-        t = max(enc.lengths) if enc.lengths else y.shape[-1]
-        if y.shape[-1] < t:
-            y = torch.nn.functional.pad(y, (0, t - y.shape[-1]))
-        return y[..., :t]
+    def _decode(self, enc: Encoded) -> torch.Tensor:
+        return self.model.decode(enc.codes.to(self.device), return_dict=False)
 
-    @torch.inference_mode()
-    def embed(self, wav: Any) -> torch.Tensor:
-        """wav `[B, 1, T]` -> float32 `[B, N, D]` at 50 frames/s: the sum of the selected codebooks' entries
-        (D = acoustic + semantic width, 1024 for the released models)."""
-        codes = self.encode(wav).codes.to(self.device)
-        return self.model.quantizer.decode(codes.transpose(0, 1)).transpose(1, 2).float().cpu()
-
-    @classmethod
-    def write_random(cls, dest: str | Path, variant: str | None = None, tiny: bool = False, seed: int = 0) -> Path:
-        """`bench weights random xcodec`: a random model under `dest/<variant>/` as the hub folders are laid out."""
-        v = cls.variant_for(variant)
-        target = Path(dest) / v.key
-        codec = cls(variant=v.key, pretrained=False, tiny=tiny, seed=seed)
-        Path(dest).mkdir(parents=True, exist_ok=True)
-        W.mark_random(dest)
-        codec.model.save_pretrained(str(target))
-        return target
-
-
-def fetch_weights(dest: Path | None = None, variant: str | None = None, trust_unpinned: bool = False) -> Path:
-    """The `bench weights fetch xcodec` entry (bench.codecs.weights.FETCHERS)."""
-    return XCodec.fetch(dest, variant, trust_unpinned)
-
-
-def list_weights() -> list[dict[str, Any]]:
-    return XCodec.list_weights()
+    def _embedding(self, codes: torch.Tensor) -> torch.Tensor:
+        """The sum of the selected codebooks' entries (D = acoustic + semantic width, 1024 released)."""
+        return self.model.quantizer.decode(codes.transpose(0, 1)).transpose(1, 2)

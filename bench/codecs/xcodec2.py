@@ -29,14 +29,12 @@ from typing import Any
 
 import torch
 
-from bench.codecs import weights as W
-from bench.codecs.base import CodecMeta, Encoded, OperatingPoint
-from bench.codecs.hub import HubCodec, HubVariant
-from bench.codecs.neural import code_bitrate
+from bench.codecs.base import Encoded, OperatingPoint
+from bench.codecs.neural import Checkpoint, NeuralCodec, Rates
 
 log = logging.getLogger(__name__)
 
-VARIANTS = {"16khz": HubVariant("16khz", "HKUSTAudio/xcodec2-hf",
+CHECKPOINTS = {"16khz": Checkpoint("16khz", "HKUSTAudio/xcodec2-hf",
                                 source="https://huggingface.co/docs/transformers/main/model_doc/xcodec2 (checkpoint); "
                                        "model card licence cc-by-nc-4.0")}
 LICENCE = "CC-BY-NC-4.0 (weights: NON-COMMERCIAL)"
@@ -102,60 +100,46 @@ def xcodec2_inputs(x: torch.Tensor, hop: int, sample_rate: int) -> tuple[torch.T
     return values, torch.stack(feats)
 
 
-class XCodec2(HubCodec):
+class XCodec2(NeuralCodec):
     """X-Codec2 at its one operating point (0.8 kbps). Options: weights=PATH, device, pretrained (False: random),
     tiny (narrow random model for tests), seed."""
 
     name = "xcodec2"
     code_version = "1"
-    variants = VARIANTS
-    default_variant = "16khz"
-    weight_suffixes = ()
+    licence = LICENCE
+    paper = PAPER
+    checkpoints = CHECKPOINTS
+    default_checkpoint = "16khz"
 
     def __init__(self, weights: str | None = None, device: str = "cpu", pretrained: bool = True, tiny: bool = False,
                  seed: int = 0):
-        self.variant = self.variant_for(None)
-        ref = reference_config()
-        entries, frame_rate, bits = _rates(ref)
-        if tiny and pretrained and weights is None:
-            pretrained = False
-        self.options: dict[str, Any] = {}
-        if not pretrained:
-            self.options.update(pretrained=False, seed=seed)
-        if tiny:
-            self.options["tiny"] = True
-        if weights is not None:
-            self.options["weights"] = str(weights)
-        self.options["device"] = device
-        self.meta = CodecMeta("xcodec2", int(ref.sampling_rate), 1, (bits * frame_rate / 1000,), frame_rate, True,
-                              LICENCE, PAPER, random_weights=not pretrained)
-        self._build(weights, pretrained, tiny, seed)
-        cfg = self.model.config
-        entries, self.frame_rate, self.bits_per_code = _rates(cfg)
-        self.hop = int(cfg.hop_length)
-        self.nominal_kbps = self.bits_per_code * self.frame_rate / 1000
-        self.meta = CodecMeta("xcodec2", int(cfg.sampling_rate), 1, self.meta.operating_points, self.frame_rate, True,
-                              LICENCE, PAPER, self.meta.random_weights, codebook_sizes=(entries,))
-        if device != "cpu":
-            self.to(device)
+        self._setup(None, {}, weights, device, pretrained, tiny, seed)
 
-    @staticmethod
-    def _port_class():
+    @classmethod
+    def config_for(cls, key: str, tiny: bool = False):
+        return reference_config(tiny=tiny)
+
+    @classmethod
+    def _port_class(cls):
         from transformers import Xcodec2Model
 
         return Xcodec2Model
 
-    def _random_model(self, tiny: bool):
-        from transformers import Xcodec2Model
-
-        model = Xcodec2Model(reference_config(tiny=tiny))
+    @classmethod
+    def _random_model(cls, key: str, tiny: bool, seed: int):
+        model = cls._port_class()(reference_config(tiny=tiny))
         with torch.no_grad():  # the port's init (N(0, 0.02) projections) quantises everything to one code: redraw
-            for key, p in model.named_parameters():
+            for name, p in model.named_parameters():
                 if p.ndim >= 2:
                     p.normal_(0.0, 1.0 / math.sqrt(math.prod(p.shape[1:])))
-                elif key.endswith("bias"):
+                elif name.endswith("bias"):
                     p.normal_(0.0, 0.1)
         return model
+
+    def _configure(self, cfg) -> Rates:
+        entries, frame_rate, bits = _rates(cfg)
+        self.hop = int(cfg.hop_length)
+        return Rates(int(cfg.sampling_rate), frame_rate, (entries,), kbps=bits * frame_rate / 1000)
 
     @classmethod
     def operating_points(cls) -> list[OperatingPoint]:
@@ -163,56 +147,27 @@ class XCodec2(HubCodec):
         kbps = bits * frame_rate / 1000
         return [OperatingPoint(kbps, {}, f"xcodec2 {kbps:g} kbps (1 codebook of {entries})")]
 
-    # -- the work ---------------------------------------------------------------------------------
+    # -- the work: codes [B, 1, ceil((T + 1) / 320)] -------------------------------------------------------
 
     def inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Checked audio `[B, 1, T]` -> the model's (input_values, input_features); see `xcodec2_inputs`."""
         return xcodec2_inputs(x, self.hop, self.meta.sample_rate)
 
-    @torch.inference_mode()
-    def encode(self, wav: Any) -> Encoded:
-        """wav float32 `[B, 1, T]` at 16 kHz -> Encoded with codes `[B, 1, ceil((T + 1) / 320)]`."""
-        x = self.check_input(wav)
-        b, _, t = x.shape
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
         values, feats = self.inputs(x)
         mask = torch.ones(feats.shape[:2], dtype=torch.long)
         out = self.model.encode(values.to(self.device), feats.to(self.device), input_features_mask=mask.to(self.device))
-        codes = out.audio_codes.to("cpu", torch.int64)
-        bitrate = code_bitrate(codes, self.bits_per_code, t / self.meta.sample_rate)
-        return Encoded(codes=codes, bitrate=bitrate, lengths=[t] * b, sample_rate=self.meta.sample_rate)
+        return out.audio_codes
 
-    @torch.inference_mode()
-    def decode(self, enc: Encoded) -> torch.Tensor:
-        """Encoded -> float32 `[B, 1, T]` at 16 kHz, T = the encoded input length (N x 320 samples trimmed)."""
-        y = self.model.decode(audio_codes=enc.codes.to(self.device)).audio_values.float().cpu()
-        t = max(enc.lengths) if enc.lengths else y.shape[-1]
-        if y.shape[-1] < t:
-            y = torch.nn.functional.pad(y, (0, t - y.shape[-1]))
-        return y[..., :t]
+    def _decode(self, enc: Encoded) -> torch.Tensor:
+        return self.model.decode(audio_codes=enc.codes.to(self.device)).audio_values
 
-    @torch.inference_mode()
-    def embed(self, wav: Any) -> torch.Tensor:
-        """wav `[B, 1, T]` -> float32 `[B, N, D]` at 50 frames/s: the codebook entry, output-projected, that the
-        decoder receives (D = 2048 for the released model)."""
-        codes = self.encode(wav).codes.to(self.device)
-        return self.model.quantizer.from_codes(codes.transpose(1, 2)).float().cpu()
+    def _embedding(self, codes: torch.Tensor) -> torch.Tensor:
+        """The codebook entry, output-projected, that the decoder receives (D = 2048 for the released model)."""
+        return self.model.quantizer.from_codes(codes.transpose(1, 2))
 
     @classmethod
-    def write_random(cls, dest: str | Path, variant: str | None = None, tiny: bool = False, seed: int = 0) -> Path:
-        """`bench weights random xcodec2`: a random model under `dest/16khz/` as the hub folder is laid out."""
-        target = Path(dest) / cls.variant_for(variant).key
-        codec = cls(pretrained=False, tiny=tiny, seed=seed)
-        Path(dest).mkdir(parents=True, exist_ok=True)
-        W.mark_random(dest)
-        codec.model.save_pretrained(str(target))
-        return target
-
-
-def fetch_weights(dest: Path | None = None, variant: str | None = None, trust_unpinned: bool = False) -> Path:
-    """The `bench weights fetch xcodec2` entry (bench.codecs.weights.FETCHERS)."""
-    log.warning("xcodec2 weights are CC-BY-NC-4.0: non-commercial use only")
-    return XCodec2.fetch(dest, variant, trust_unpinned)
-
-
-def list_weights() -> list[dict[str, Any]]:
-    return XCodec2.list_weights()
+    def fetch(cls, dest: Path | None = None, variant: str | None = None, trust_unpinned: bool = False,
+              source: str = "hub") -> Path:
+        log.warning("xcodec2 weights are CC-BY-NC-4.0: non-commercial use only")
+        return super().fetch(dest, variant, trust_unpinned, source)

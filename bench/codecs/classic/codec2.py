@@ -84,9 +84,9 @@ class Codec2(_Classic):
     def delay(self) -> int:
         return CODEC2_DELAY.get(self.mode, CODEC2_DEFAULT_DELAY)
 
-    def encode(self, wav, sample_rate: int | None = None) -> Encoded:
+    def encode(self, wav, sample_rate: int | None = None, lengths: list[int] | None = None) -> Encoded:
         """wav float32 `[B, C, T]` at 8 kHz (or `sample_rate`) -> Encoded, codes `[B, 1, N]` packed bytes."""
-        x = _prepare(self, wav, self.SAMPLE_RATE, 1, sample_rate)
+        x = _prepare(self, wav, self.SAMPLE_RATE, 1, sample_rate, lengths)
         payload = []
         for item in x:
             state = self._state()
@@ -98,7 +98,7 @@ class Codec2(_Classic):
             # Codec 2 fills each frame MSB first and pads to whole bytes; keep only the real bits.
             unpacked = np.unpackbits(np.frombuffer(b"".join(frames), np.uint8).reshape(len(frames), -1), axis=1)
             payload.append(np.packbits(unpacked[:, :bits].reshape(-1)).tobytes())
-        lengths = [x.shape[-1]] * x.shape[0]
+        lengths = [item.shape[-1] for item in x]
         return Encoded(
             codes=_codes_from_payload(payload), bitrate=_measured_bitrate(payload, lengths, self.SAMPLE_RATE),
             lengths=lengths, sample_rate=self.SAMPLE_RATE, payload=payload,

@@ -30,19 +30,25 @@ def _as_numpy_batch(codec: Codec, wav: Any) -> np.ndarray:
     return codec.check_input(wav).numpy()
 
 
-def _prepare(codec: Codec, wav: Any, codec_rate: int, channels: int | None, sample_rate: int | None) -> np.ndarray:
-    """Input `[B, C, T]` at `sample_rate` (default: codec_rate) -> numpy `[B, channels, T']` at codec_rate."""
+def _prepare(codec: Codec, wav: Any, codec_rate: int, channels: int | None, sample_rate: int | None,
+             lengths: Sequence[int] | None = None) -> np.ndarray | list[np.ndarray]:
+    """Input `[B, C, T]` at `sample_rate` (default: codec_rate) -> numpy `[B, channels, T']` at codec_rate. With
+    `lengths` (where each item of a zero-padded batch ends): a list of each item's own samples `[channels, T'_i]`,
+    so that every item is coded as if alone."""
     from bench import audio as au
 
-    x = _as_numpy_batch(codec, wav)
+    x = codec.check_input(wav, None if lengths is None else list(lengths)).numpy()
     if channels is not None and x.shape[1] != channels:
         try:
             x = np.stack([au.to_channels(item, channels) for item in x])
         except au.AudioError as err:
             raise CodecError(f"codec {codec.name!r}: {err}") from err
+    items = list(x) if lengths is None else [item[:, : int(n)] for item, n in zip(x, lengths)]
     if sample_rate is not None and int(sample_rate) != codec_rate:
-        x = np.stack([au.resample(item, int(sample_rate), codec_rate) for item in x])
-    return np.ascontiguousarray(x, dtype=np.float32)
+        items = [au.resample(item, int(sample_rate), codec_rate) for item in items]
+    if lengths is not None:
+        return [np.ascontiguousarray(item, dtype=np.float32) for item in items]
+    return np.ascontiguousarray(np.stack(items), dtype=np.float32)
 
 
 def _codes_from_payload(payload: Sequence[bytes]):

@@ -9,7 +9,7 @@ import numpy as np
 
 from bench.codecs.base import CodecError, CodecMeta, Encoded, OperatingPoint
 from bench.codecs.classic.common import (
-    _Classic, _as_numpy_batch, _number,
+    _Classic, _number,
 )
 
 log = logging.getLogger(__name__)
@@ -52,11 +52,11 @@ class Identity(_Classic):
     def nearest_operating_point(cls, kbps: float, options: dict[str, Any] | None = None) -> OperatingPoint:
         raise CodecError("codec 'identity' has no bitrate to choose: use plain 'identity' (no bitrate=)")
 
-    def encode(self, wav, sample_rate: int | None = None) -> Encoded:
+    def encode(self, wav, sample_rate: int | None = None, lengths: list[int] | None = None) -> Encoded:
         """wav float32 `[B, C, T]` (at `sample_rate`, else meta.sample_rate) -> Encoded, codes `[B, C, T]`."""
         import torch
 
-        x = _as_numpy_batch(self, wav)
+        x = self.check_input(wav, lengths).numpy()  # lengths: a zero-padded batch passes through padding and all
         rate = sample_rate or self.meta.sample_rate
         if rate is None:
             if not Identity._warned:
@@ -67,7 +67,7 @@ class Identity(_Classic):
             bitrate = 32.0 * float(rate) * x.shape[1]
         bits = torch.from_numpy(np.ascontiguousarray(x).view(np.int32).astype(np.int64))
         payload = [np.ascontiguousarray(item).astype("<f4").tobytes() for item in x]
-        return Encoded(codes=bits, bitrate=bitrate, lengths=[x.shape[-1]] * x.shape[0],
+        return Encoded(codes=bits, bitrate=bitrate, lengths=list(lengths or [x.shape[-1]] * x.shape[0]),
                        sample_rate=int(rate or 0), payload=payload)
 
     def decode(self, enc: Encoded):

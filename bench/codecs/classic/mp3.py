@@ -101,10 +101,10 @@ class MP3(_Classic):
         label = f"mp3 {best} kbps ({rate / 1000:g} kHz)"
         return OperatingPoint(float(best), {"kbps": best, "sample_rate": int(rate)}, label)
 
-    def encode(self, wav, sample_rate: int | None = None) -> Encoded:
+    def encode(self, wav, sample_rate: int | None = None, lengths: list[int] | None = None) -> Encoded:
         """wav float32 `[B, C, T]` at meta.sample_rate (or `sample_rate`) -> Encoded, codes `[B, 1, N]` bytes."""
         av = _import_av()
-        x = _prepare(self, wav, self.sample_rate, 1, sample_rate)
+        x = _prepare(self, wav, self.sample_rate, 1, sample_rate, lengths)
         payload, delays = [], []
         for item in x:
             ctx = av.CodecContext.create("libmp3lame", "w")
@@ -121,7 +121,7 @@ class MP3(_Classic):
         if any(d != MP3_DELAY for d in delays):
             log.warning("mp3: libmp3lame reports a delay of %s samples, not %d; using the reported one",
                         sorted(set(delays)), MP3_DELAY)
-        lengths = [x.shape[-1]] * x.shape[0]
+        lengths = [item.shape[-1] for item in x]
         return Encoded(
             codes=_codes_from_payload(payload), bitrate=_measured_bitrate(payload, lengths, self.sample_rate),
             lengths=lengths, sample_rate=self.sample_rate, payload=payload,

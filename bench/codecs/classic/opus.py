@@ -112,16 +112,16 @@ class Opus(_Classic):
         """Bytes per CBR packet: kbps x 20 ms / 8, rounded half up as libopus does (13 kbps -> 33)."""
         return int(math.floor(self.kbps * OPUS_FRAME_MS / 8 + 0.5))
 
-    def encode(self, wav, sample_rate: int | None = None) -> Encoded:
+    def encode(self, wav, sample_rate: int | None = None, lengths: list[int] | None = None) -> Encoded:
         """wav float32 `[B, C, T]` at meta.sample_rate (or `sample_rate`) -> Encoded, codes `[B, 1, N]` bytes."""
-        x = _prepare(self, wav, self.sample_rate, 1, sample_rate)
+        x = _prepare(self, wav, self.sample_rate, 1, sample_rate, lengths)
         payload, sizes = [], []
         for item in x:
             ctx = _opus_encoder(self.sample_rate, self.kbps, self.application, self.fec_loss)
             packets = _encode_frames(ctx, item[0], "flt")
             sizes.append([p.size for p in packets])
             payload.append(b"".join(bytes(p) for p in packets))
-        lengths = [x.shape[-1]] * x.shape[0]
+        lengths = [item.shape[-1] for item in x]
         return Encoded(
             codes=_codes_from_payload(payload), bitrate=_measured_bitrate(payload, lengths, self.sample_rate),
             lengths=lengths, sample_rate=self.sample_rate, payload=payload, extra={"packet_sizes": sizes},
