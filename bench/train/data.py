@@ -33,7 +33,7 @@ def load_clips(tasks: list[str], limit: int | None = None) -> tuple[list[str], l
         for item in items[: limit] if limit else items:
             try:
                 clips.append(prepare_audio(item))
-            except Exception as err:  # one bad file never stops a run (house habit 5)
+            except Exception as err:  # noqa: BLE001 - one bad file never stops a run (house habit 5)
                 log.warning("skipped %s: %s", item.id, err)
                 continue
             ids.append(f"{name}/{item.id}")

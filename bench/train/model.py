@@ -20,9 +20,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -64,6 +64,7 @@ class TrainConfig:
     cond_drop: float = 0.1
     commitment_weight: float = 1.0
     vq_decay: float = 0.9
+    vq_dead_code_threshold: float = 0.0  # replace codes used less than this (EMA count); 0: off, as the official
     latent: str = "sample"  # "sample" (LDM: posterior sample) | "mean"
     scale_by_std: bool = True  # recompute scale_factor from the first batch on a fresh run
     precision: str = "fp32"  # "fp32" | "bf16" (autocast)
@@ -125,7 +126,7 @@ def window_frames(window_seconds: float, unet_levels: int = 4) -> int:
     """fbank frames (10 ms) of a training window: whole 16-frame AudioMAE patches and a latent of frames / 4
     that the UNet can halve `unet_levels - 1` times (the official UNet: multiples of 0.32 s)."""
     unit = max(16, 4 * 2 ** (unet_levels - 1))
-    frames = int(round(float(window_seconds) * 100))
+    frames = round(float(window_seconds) * 100)
     if frames < unit or frames % unit or frames > 1024 or abs(frames - float(window_seconds) * 100) > 1e-6:
         raise TrainError(f"--window-seconds {window_seconds}: give a multiple of {unit / 100:g} s up to 10.24 s "
                          "(10.24: the released models' window)")
@@ -153,7 +154,6 @@ def build_model(cfg: TrainConfig):
     """(SemantiCodecConfig, encoder, decoder) with the frozen parts loaded (or random) and the codebook set."""
     import torch
 
-    from bench.codecs.semanticodec import config as C
     from bench.codecs.semanticodec.codec import randomise
     from bench.codecs.semanticodec.decoder import LatentDiffusionDecoder
     from bench.codecs.semanticodec.encoder import SemantiCodecEncoder
@@ -357,7 +357,12 @@ def train_model(cfg: TrainConfig, progress: Callable | None = None) -> TrainResu
 
     from bench.codecs.weights import mark_random
     from bench.train.data import DataTooShortError, WindowSampler, load_clips
-    from bench.train.objective import Objective, SemantiCodecTrainer, UNetEMA, step_generator
+    from bench.train.objective import (
+        Objective,
+        SemantiCodecTrainer,
+        UNetEMA,
+        step_generator,
+    )
 
     if cfg.precision not in ("fp32", "bf16"):
         raise TrainError(f"--precision must be fp32 or bf16, got {cfg.precision!r}")
@@ -383,6 +388,7 @@ def train_model(cfg: TrainConfig, progress: Callable | None = None) -> TrainResu
         raise TrainError(str(err)) from None
 
     objective = Objective(cond_drop=cfg.cond_drop, commitment_weight=cfg.commitment_weight, vq_decay=cfg.vq_decay,
+                          dead_code_threshold=cfg.vq_dead_code_threshold,
                           latent_sample=cfg.latent == "sample")
     trainer = SemantiCodecTrainer(encoder, decoder, objective).to(device)
     ema = UNetEMA(decoder, cfg.ema_decay)

@@ -38,6 +38,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
                         "AudioLDM's unconditional_prob_cfg)")
     p.add_argument("--commitment-weight", type=float, default=1.0, help="VQ commitment loss weight (1.0)")
     p.add_argument("--vq-decay", type=float, default=0.9, help="EMA decay of the acoustic codebook (0.9)")
+    p.add_argument("--vq-dead-code-threshold", type=float, default=0.0,
+                   help="codes whose EMA use count falls below this restart at a random vector of the batch "
+                        "(vector-quantize-pytorch's threshold_ema_dead_code; 0: off, as the official encoder)")
     p.add_argument("--latent", choices=("sample", "mean"), default="sample",
                    help="diffusion target: a VAE posterior sample (LDM) or its mean")
     p.add_argument("--no-scale-by-std", dest="scale_by_std", action="store_false",

@@ -69,6 +69,7 @@ class Objective:
     vq_decay: float = 0.9  # EuclideanCodebook decay in the official encoder
     vq_eps: float = 1e-5  # vector-quantize-pytorch's Laplace smoothing epsilon
     latent_sample: bool = True  # z = posterior.sample() (LDM); False: the posterior mean
+    dead_code_threshold: float = 0.0  # vector-quantize-pytorch threshold_ema_dead_code (0: off, the official)
 
 
 @dataclass
@@ -177,6 +178,28 @@ class SemantiCodecTrainer(nn.Module):
         total = cb.cluster_size.sum(dim=-1, keepdim=True)
         smoothed = (cb.cluster_size + self.objective.vq_eps) / (total + size * self.objective.vq_eps) * total
         cb.embed.copy_(cb.embed_avg / smoothed.unsqueeze(-1))
+        if self.objective.dead_code_threshold > 0:
+            self._expire_codes(flat)
+
+    @torch.no_grad()
+    def _expire_codes(self, flat: torch.Tensor) -> None:
+        """Codes whose EMA cluster size fell below the threshold take a random vector of this batch (drawn
+        from a generator seeded by the codebook's state, so a resume redraws the same), as
+        vector-quantize-pytorch's `expire_codes_`: their embed, embed_avg and cluster_size restart there."""
+        cb = self.encoder.quantizer._codebook
+        dead = cb.cluster_size[0] < self.objective.dead_code_threshold
+        n = int(dead.sum())
+        if n == 0:
+            return
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # every process must pick the same vectors: the first process's batch, broadcast
+            torch.distributed.broadcast(flat, 0)
+        seed = int(cb.cluster_size.double().sum().item() * 1e6) % (2**62)
+        g = torch.Generator(device=flat.device).manual_seed(seed)
+        pick = torch.randint(0, flat.shape[0], (n,), generator=g, device=flat.device)
+        cb.embed[0, dead] = flat[pick]
+        cb.embed_avg[0, dead] = flat[pick] * self.objective.dead_code_threshold
+        cb.cluster_size[0, dead] = self.objective.dead_code_threshold
 
     # -- the loss -------------------------------------------------------------------------------------------
 
@@ -184,7 +207,7 @@ class SemantiCodecTrainer(nn.Module):
         """Decoder condition `[B, W, 2F]` = acoustic ++ semantic, rows past each window's audio set to -1."""
         cond = torch.cat([q, self.encoder.centroids[fz.sem].to(q.dtype)], dim=-1)
         w = cond.shape[1]
-        starts = torch.tensor([int(math.ceil(w * f)) for f in fz.cutoff.tolist()], device=cond.device)
+        starts = torch.tensor([math.ceil(w * f) for f in fz.cutoff.tolist()], device=cond.device)
         pad = torch.arange(w, device=cond.device)[None, :] >= starts[:, None]
         return torch.where(pad[..., None], torch.full_like(cond, -1.0), cond)
 
