@@ -340,6 +340,17 @@ def validate(trainer, batch, device, cfg: TrainConfig, step: int) -> dict:
     return {"step": step, "val_loss": val_loss, "mel_distance": float(np.mean(d_in)), "mel_distance_resynth": float(np.mean(d_re))}
 
 
+def _accelerator(mixed_precision: str):
+    """An `accelerate.Accelerator`; its process-wide state is reset first when an earlier run in this process
+    chose another precision (library use: several runs in one Python process). The distributed state is kept."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state and AcceleratorState().mixed_precision != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(mixed_precision=mixed_precision)
+
+
 @dataclass
 class TrainResult:
     run_dir: Path
@@ -353,7 +364,6 @@ def train_model(cfg: TrainConfig, progress: Callable | None = None) -> TrainResu
     """Train (or resume) the run `cfg.out`; returns where it stopped. `progress(total, initial)` -> a tqdm-like
     bar (update(n), set_postfix(**kw), close()); None: no bar."""
     import torch
-    from accelerate import Accelerator
 
     from bench.codecs.weights import mark_random
     from bench.train.data import DataTooShortError, WindowSampler, load_clips
@@ -377,7 +387,7 @@ def train_model(cfg: TrainConfig, progress: Callable | None = None) -> TrainResu
     if resume:
         ckpt.check_config(run_dir, config)
 
-    acc = Accelerator(mixed_precision="bf16" if cfg.precision == "bf16" else "no")
+    acc = _accelerator("bf16" if cfg.precision == "bf16" else "no")
     device = acc.device
     sc, encoder, decoder = build_model(cfg)
     window = sc.encoder.mel_frames * 160  # samples at 16 kHz

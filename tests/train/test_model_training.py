@@ -86,3 +86,11 @@ def test_one_line_errors(micro, tmp_path):
         train_model(_cfg(tmp_path / "r2", codebook=str(bad), steps=1))
     with pytest.raises(TrainError, match="window-seconds 0.5"):
         train_model(_cfg(tmp_path / "r3", window_seconds=0.5, steps=1))
+
+
+def test_bf16_autocast_follows_fp32(micro, tmp_path):
+    fp32 = train_model(_cfg(tmp_path / "a", steps=3)).losses
+    bf16 = train_model(_cfg(tmp_path / "b", steps=3, precision="bf16")).losses
+    assert bf16 != fp32  # autocast did run
+    np.testing.assert_allclose(bf16, fp32, rtol=2e-2)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["precision"] == "bf16"
