@@ -122,6 +122,31 @@ def save_official(run_dir: Path, encoder, decoder, cfg) -> None:
     torch_save_atomic(_cpu(decoder.state_dict()), folder / "decoder.ckpt")
 
 
+def keep_snapshot(run_dir: Path, step: int, cfg) -> Path:
+    """RUN_DIR/checkpoints/step_NNNNNNN/: the official layout of this step (hard links to the files just written,
+    copies where links are not possible), for `bench run --weights` on any kept step."""
+    import shutil
+
+    from bench.codecs.semanticodec.weights import codebook_relpath, rate_dir
+
+    dest = run_dir / "checkpoints" / f"step_{int(step):07d}"
+    rels = [f"{rate_dir(cfg.token_rate)}/encoder.ckpt", f"{rate_dir(cfg.token_rate)}/decoder.ckpt",
+            codebook_relpath(cfg.token_rate, cfg.vocab)]
+    for rel in rels:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(run_dir / rel, target)  # the run's files are replaced by rename, never rewritten in place
+        except OSError:
+            shutil.copy2(run_dir / rel, target)
+    from bench.codecs.weights import RANDOM_MARKER
+
+    if (run_dir / RANDOM_MARKER).exists():  # random frozen parts: results from the step folder are labelled too
+        shutil.copy2(run_dir / RANDOM_MARKER, dest / RANDOM_MARKER)
+    return dest
+
+
 def save_codebook(run_dir: Path, table: np.ndarray, cfg) -> Path:
     """The semantic codebook `[V, F]` float32 at its official path under RUN_DIR."""
     from bench.codecs.semanticodec.weights import codebook_relpath

@@ -72,6 +72,7 @@ class TrainConfig:
     limit: int | None = None
     window_seconds: float = 10.24
     checkpoint_every: int = 1000
+    keep_checkpoints: bool = False  # also keep each checkpoint in RUN_DIR/checkpoints/step_NNNNNNN/ (official layout)
     log_every: int = 10
     val_every: int = 1000
     val_clips: int = 2
@@ -443,6 +444,8 @@ def train_model(cfg: TrainConfig, progress: Callable | None = None) -> TrainResu
         acc.wait_for_everyone()
         if acc.is_main_process:
             ckpt.save_official(run_dir, core.encoder, core.decoder, sc)
+            if cfg.keep_checkpoints:
+                ckpt.keep_snapshot(run_dir, step, sc)
             ckpt.save_state(run_dir, step, core, optimizer, {"config": json.dumps(config, sort_keys=True)})
             plot_curves(run_dir)
 

@@ -51,6 +51,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window-seconds", type=float, default=10.24,
                    help="training window (10.24, the model's; shorter only for experiments: bench run decodes 10.24)")
     p.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints (1000)")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="also keep every checkpoint in RUN_DIR/checkpoints/step_N/ (official layout, hard links)")
     p.add_argument("--log-every", type=int, default=10, help="steps between train_log.csv rows (10)")
     p.add_argument("--val-every", type=int, default=1000, help="steps between validations (1000)")
     p.add_argument("--val-clips", type=int, default=2, help="validation windows (the first clips) (2)")

@@ -16,7 +16,7 @@ def test_checkpoint_loads_in_bench_run(tmp_path):
     run = tmp_path / "run"
     try:
         rc = main(["train", "semanticodec", "model", "--task", "demo-speech", "--limit", "3", "--random-weights",
-                   "--tiny", "--steps", "2", "--batch-size", "1", "--checkpoint-every", "1", "--val-every", "100",
+                   "--tiny", "--steps", "2", "--batch-size", "1", "--checkpoint-every", "1", "--keep-checkpoints", "--val-every", "100",
                    "--out", str(run)])
         assert rc in (0, None)
         codec = bench.load_codec("semanticodec", token_rate=50, vocab=4096, tiny=True, weights=str(run),
@@ -27,6 +27,11 @@ def test_checkpoint_loads_in_bench_run(tmp_path):
         wav = torch.from_numpy(np.asarray(data, dtype=np.float32)).reshape(1, -1, np.shape(data)[-1])[:, :1, :sr]
         enc = codec.encode(wav, sample_rate=sr)
         assert enc.codes.shape[:2] == (1, 2) and int(enc.codes[0, 1].max()) < 8192
+        # the kept step-1 checkpoint loads too, and differs from the final (step 2) one
+        step1 = bench.load_codec("semanticodec", token_rate=50, vocab=4096, tiny=True,
+                                 weights=str(run / "checkpoints" / "step_0000001"), ddim_steps=2)
+        assert not torch.equal(step1.encoder.encoder.weight_hh_l0, codec.encoder.encoder.weight_hh_l0)
+        assert step1.meta.random_weights  # frozen parts were random: results are labelled so
         res = bench.run(codecs=[f"semanticodec:tiny=1,token_rate=50,vocab=4096,ddim_steps=2,weights={run}"],
                         tasks=["demo-speech"], metrics=["mel"], out=str(tmp_path / "ws"), limit=1)
         frame = res.to_frame()
