@@ -79,6 +79,7 @@ class TrainConfig:
     val_ddim_steps: int = 10
     val_cfg_scale: float = 2.0
     cache_frozen: bool = True  # keep AudioMAE/VAE outputs per (clip, start): exact, faster on small data
+    frozen_cache_mb: float = 2048  # memory bound of that cache (about 2 MB per 10.24 s crop at full size)
     stop_after: int | None = None  # stop this invocation after this step (tests: a kill between checkpoints)
     extra: dict = field(default_factory=dict)
 
@@ -211,10 +212,12 @@ def _files_without_codebook(root: Path, sc):
 
 
 class _FrozenCache:
-    """Frozen outputs per (clip, start), computed once (they depend on the audio alone)."""
+    """Frozen outputs per (clip, start), computed once (they depend on the audio alone); at most `max_mb` of
+    them are kept (then new crops are computed each time), so memory does not grow with the data."""
 
-    def __init__(self, trainer, enabled: bool):
+    def __init__(self, trainer, enabled: bool, max_mb: float = 2048):
         self.trainer, self.enabled, self.store = trainer, enabled, {}
+        self.budget, self.used = float(max_mb) * 2**20, 0.0
 
     def __call__(self, batch, device):
         import torch
@@ -228,11 +231,17 @@ class _FrozenCache:
         if not self.enabled:
             return compute(list(range(len(batch.keys))))
         missing = [i for i, k in enumerate(batch.keys) if k not in self.store]
+        fresh = {}
         if missing:
             fz = compute(missing)
             for j, i in enumerate(missing):
-                self.store[batch.keys[i]] = Frozen(*(getattr(fz, f.name)[j: j + 1] for f in dataclasses.fields(fz)))
-        parts = [self.store[k] for k in batch.keys]
+                fresh[batch.keys[i]] = one = Frozen(*(getattr(fz, f.name)[j: j + 1].clone()
+                                                     for f in dataclasses.fields(fz)))
+                size = sum(getattr(one, f.name).nbytes for f in dataclasses.fields(one))
+                if self.used + size <= self.budget:
+                    self.store[batch.keys[i]] = one
+                    self.used += size
+        parts = [self.store.get(k) or fresh[k] for k in batch.keys]
         return Frozen(*(torch.cat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Frozen)))
 
 
@@ -424,7 +433,7 @@ def train_model(cfg: TrainConfig, progress: Callable | None = None) -> TrainResu
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed % 2**32)
         ema.reset()
-    frozen = _FrozenCache(trainer, cfg.cache_frozen)
+    frozen = _FrozenCache(trainer, cfg.cache_frozen, cfg.frozen_cache_mb)
     model, optimizer = acc.prepare(trainer, optimizer)
     core = acc.unwrap_model(model)
 

@@ -60,6 +60,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-cfg-scale", type=float, default=2.0, help="guidance scale of the validation decode (2.0)")
     p.add_argument("--no-cache-frozen", dest="cache_frozen", action="store_false",
                    help="recompute AudioMAE/VAE outputs every step (default: cached per crop in memory)")
+    p.add_argument("--frozen-cache-mb", type=float, default=2048,
+                   help="memory bound of that cache in MB (2048; about 2 MB per 10.24 s crop at full size)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default torch's)")
 
 

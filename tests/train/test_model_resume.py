@@ -43,3 +43,9 @@ def test_dead_code_replacement_uses_more_codes(tmp_path):
                      / "train_log.csv")
     # a random codebook collapses onto a few codes; restarting unused codes at batch vectors spreads them
     assert fresh[-1]["vq_utilisation"] > 4 * plain[-1]["vq_utilisation"]
+
+
+def test_frozen_cache_is_exact_and_bounded(tmp_path):
+    cached = train_model(_cfg(tmp_path / "a", steps=8)).losses
+    uncached = train_model(_cfg(tmp_path / "b", steps=8, frozen_cache_mb=0)).losses  # nothing fits: all recomputed
+    np.testing.assert_allclose(uncached, cached, rtol=1e-6)
