@@ -14,11 +14,9 @@ input, and against the frozen first stage's own resynthesis), RUN_DIR/curves.png
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.train import checkpoint as ckpt
+from bench.train.logs import append_csv, plot_curves, read_log, truncate_csv
+
+__all__ = ["TrainConfig", "TrainError", "TrainResult", "plot_curves", "read_log", "train_model"]
 
 log = logging.getLogger(__name__)
 
@@ -245,76 +246,6 @@ class _FrozenCache:
         return Frozen(*(torch.cat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Frozen)))
 
 
-def _append_csv(path: Path, columns: list[str], row: dict) -> None:
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
-        if new:
-            w.writeheader()
-        w.writerow({k: row.get(k, "") for k in columns})
-
-
-def _truncate_csv(path: Path, step: int) -> None:
-    """Drop rows after `step` (logged by a run killed after its last checkpoint)."""
-    if not path.exists():
-        return
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-        columns = rows[0].keys() if rows else None
-    if columns is None:
-        return
-    keep = [r for r in rows if int(r["step"]) <= step]
-
-    def write(f):
-        w = csv.DictWriter(f, fieldnames=list(columns))
-        w.writeheader()
-        w.writerows(keep)
-
-    ckpt.atomic_write(path, write, binary=False)
-
-
-def read_log(path: str | Path) -> list[dict]:
-    """A run's CSV log as a list of dicts of floats."""
-    with open(path, newline="") as f:
-        return [{k: float(v) if v not in ("", None) else math.nan for k, v in r.items()} for r in csv.DictReader(f)]
-
-
-def plot_curves(run_dir: Path) -> Path | None:
-    """RUN_DIR/curves.png: training loss, VQ utilisation and validation mel distance against step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train = read_log(run_dir / "train_log.csv") if (run_dir / "train_log.csv").exists() else []
-    val = read_log(run_dir / "val_log.csv") if (run_dir / "val_log.csv").exists() else []
-    if not train and not val:
-        return None
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    if train:
-        s = [r["step"] for r in train]
-        axes[0].plot(s, [r["loss"] for r in train], label="total")
-        axes[0].plot(s, [r["diffusion"] for r in train], label="diffusion (v)")
-        axes[0].plot(s, [r["commitment"] for r in train], label="commitment")
-        axes[0].set_yscale("log")
-        axes[0].legend()
-        axes[1].plot(s, [100 * r["vq_utilisation"] for r in train])
-    if val:
-        s = [r["step"] for r in val]
-        axes[2].plot(s, [r["mel_distance"] for r in val], marker="o", label="vs input")
-        axes[2].plot(s, [r["mel_distance_resynth"] for r in val], marker="o", label="vs first-stage resynthesis")
-        axes[2].legend()
-    for ax, title in zip(axes, ("training loss", "acoustic codes used (%)", "validation mel distance")):
-        ax.set_title(title)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = run_dir / "curves.png"
-    ckpt.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
-    plt.close(fig)
-    return path
-
-
 def validate(trainer, batch, device, cfg: TrainConfig, step: int) -> dict:
     """Mel distance (bench's `mel` metric) of decoded validation windows: against the input, and against the
     frozen VAE + vocoder's resynthesis of the input's own latent (the best the diffusion model can reach)."""
@@ -426,7 +357,7 @@ def train_model(cfg: TrainConfig, progress: Callable | None = None) -> TrainResu
         for g, base in zip(optimizer.param_groups, scheduler.base_lrs):
             g["lr"] = base * (min(1.0, (start + 1) / warm) if warm else 1.0)
         for name in ("train_log.csv", "val_log.csv"):
-            _truncate_csv(run_dir / name, start)
+            truncate_csv(run_dir / name, start)
         log.info("resuming %s at step %d", run_dir, start)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -463,7 +394,7 @@ def train_model(cfg: TrainConfig, progress: Callable | None = None) -> TrainResu
     if not resume and acc.is_main_process and cfg.val_every <= cfg.steps:
         row = validate(core, val_batch, device, cfg, 0)
         vals.append(row)
-        _append_csv(run_dir / "val_log.csv", VAL_COLUMNS, row)
+        append_csv(run_dir / "val_log.csv", VAL_COLUMNS, row)
     used = torch.zeros(sc.encoder.codebook_size, dtype=torch.bool, device=device)
     acc_rows: list[dict] = []
     bar = progress(cfg.steps, start) if (progress and acc.is_main_process) else None
@@ -494,14 +425,14 @@ def train_model(cfg: TrainConfig, progress: Callable | None = None) -> TrainResu
             if step % cfg.log_every == 0 and acc.is_main_process:
                 rate = (step - s0) / max(time.perf_counter() - t0, 1e-9)
                 mean = {k: float(np.mean([r[k] for r in acc_rows])) for k in acc_rows[0]}
-                _append_csv(run_dir / "train_log.csv", TRAIN_COLUMNS, {
+                append_csv(run_dir / "train_log.csv", TRAIN_COLUMNS, {
                     "step": step, **mean, "vq_utilisation": float(used.float().mean()),
                     "lr": optimizer.param_groups[0]["lr"], "steps_per_s": rate})
                 acc_rows, used = [], torch.zeros_like(used)
             if step % cfg.val_every == 0 and acc.is_main_process:
                 row = validate(core, val_batch, device, cfg, step)
                 vals.append(row)
-                _append_csv(run_dir / "val_log.csv", VAL_COLUMNS, row)
+                append_csv(run_dir / "val_log.csv", VAL_COLUMNS, row)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save(step)
             if cfg.stop_after is not None and step >= cfg.stop_after:
