@@ -132,8 +132,10 @@ class Results:
 def environment() -> dict[str, Any]:
     import bench
 
+    from bench.machine import cpu_model
+
     env = {"bench": bench.__version__, "python": platform.python_version(), "platform": platform.platform(),
-           "cpus": os.cpu_count()}
+           "cpu": cpu_model(), "cpus": os.cpu_count()}
     try:
         import torch
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.machine import cpu_model  # noqa: E402
 
 import bench  # noqa: E402
 from bench import audio as au  # noqa: E402
@@ -42,16 +42,6 @@ def item_seconds(item) -> float:
         seconds = data.shape[-1] / rate
         item.release()
     return float(seconds)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def gpu_model() -> str:

@@ -45,6 +45,7 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
+from bench.machine import cpu_model  # noqa: E402
 
 import numpy as np
 
@@ -279,19 +280,6 @@ def main(argv=None) -> None:
         results[name] = json.loads((out / f"{name}.json").read_text())
 
     report(args, results, out)
-
-
-def cpu_model() -> str:
-    """The CPU model name (lscpu / /proc/cpuinfo), e.g. 'AMD EPYC' or 'Intel(R) Xeon(R) Platinum 8480+'."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def report(args, results: dict, out: Path) -> None:
