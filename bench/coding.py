@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from bench import audio as au
+from bench.machine import timing_context
 from bench.store import ResultStore
 
 log = logging.getLogger(__name__)
@@ -83,17 +84,18 @@ def _checked(codec, rec: np.ndarray, n: int) -> np.ndarray:
 
 
 def _save_output(codec, enc, i: int, rec: np.ndarray, cache: Path, codec_sr: int, encode_s: float,
-                 decode_s: float) -> dict:
-    """Cache item i's decoded audio and codes; return its `encodes` row."""
+                 decode_s: float, batch: int = 1) -> dict:
+    """Cache item i's decoded audio and codes; return its `encodes` row (`batch`: items in the timed call)."""
     codes = enc.item_codes(i).detach().cpu().numpy() if enc.codes is not None else None
     bitrate = float(enc.item_bitrates[i] if enc.item_bitrates else enc.bitrate)
     ResultStore.save_output(cache, rec, codes, codec_sr, bitrate)
-    return _encodes_row(codec, enc, i, rec.shape[-1] / codec_sr, codec_sr, encode_s, decode_s, cache)
+    return _encodes_row(codec, enc, i, rec.shape[-1] / codec_sr, codec_sr, encode_s, decode_s, cache, batch)
 
 
 def _encodes_row(codec, enc, i: int, seconds: float, codec_sr: int, encode_s: float, decode_s: float | None,
-                 cache: Path | None) -> dict:
-    """Item i's `encodes` row: measured bitrate, token rate, timings and where its output is cached."""
+                 cache: Path | None, batch: int = 1) -> dict:
+    """Item i's `encodes` row: measured bitrate, token rate, timings (and where they were taken: `timed_on`)
+    and where its output is cached."""
     codes = enc.item_codes(i) if enc.codes is not None else None
     # Tokens per second: every code of every stream counts (the SemantiCodec paper's "token rate").
     # Classic codecs carry bytes (payload), not tokens: no token rate for them.
@@ -101,7 +103,8 @@ def _encodes_row(codec, enc, i: int, seconds: float, codec_sr: int, encode_s: fl
     tps = codes.shape[-2] * codes.shape[-1] / seconds if is_tokens else None
     return {"bits_per_second": float(enc.item_bitrates[i] if enc.item_bitrates else enc.bitrate),
             "seconds": seconds, "encode_s": encode_s, "decode_s": decode_s, "sample_rate": codec_sr,
-            "path": None if cache is None else str(cache), "tokens_per_second": tps}
+            "path": None if cache is None else str(cache), "tokens_per_second": tps,
+            "timed_on": timing_context(codec.device_type, batch)}
 
 
 def batch_outputs(codec, entries: list[tuple[Any, Path]]) -> dict[str, tuple[np.ndarray, int, dict]]:
@@ -147,7 +150,7 @@ def batch_outputs(codec, entries: list[tuple[Any, Path]]) -> dict[str, tuple[np.
             continue
         share = lengths[i] / sum(lengths)
         out[item.id] = (r, codec_sr, _save_output(codec, enc, i, r, cache, codec_sr, (t1 - t0) * share,
-                                                  (t2 - t1) * share))
+                                                  (t2 - t1) * share, len(ready)))
     return out
 
 

@@ -28,7 +28,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# the oldest schema a read-only open accepts: 2 -> 3 only added a column that readers do without
+READABLE_FROM = 2
 REFERENCE = "reference"  # pseudo-codec fingerprint: metrics scored on the uncoded audio (e.g. the ASR floor)
 
 _TABLES = """
@@ -44,7 +46,7 @@ CREATE TABLE items (
     signature TEXT, PRIMARY KEY (task, item));
 CREATE TABLE encodes (
     fingerprint TEXT, task TEXT, item TEXT, bits_per_second REAL, seconds REAL, encode_s REAL, decode_s REAL,
-    sample_rate INTEGER, path TEXT, tokens_per_second REAL, PRIMARY KEY (fingerprint, task, item));
+    sample_rate INTEGER, path TEXT, tokens_per_second REAL, timed_on TEXT, PRIMARY KEY (fingerprint, task, item));
 CREATE TABLE scores (
     fingerprint TEXT, task TEXT, item TEXT, metric TEXT, key TEXT, value REAL,
     PRIMARY KEY (fingerprint, task, item, metric, key));
@@ -70,8 +72,21 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     db.execute("DELETE FROM cells")
 
 
+def _migrate_2_to_3(db: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: each encodes row says where its timings were taken (`timed_on`, JSON: CPU, device,
+    threads, batch, load). Older rows keep NULL: their timings are shown as taken on an unrecorded machine."""
+    db.execute("ALTER TABLE encodes ADD COLUMN timed_on TEXT")
+
+
 # version -> the step that upgrades a store of that version to the next one
-_MIGRATIONS = {1: _migrate_1_to_2}
+_MIGRATIONS = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+
+
+def _timed_on_text(value) -> str | None:
+    """An encodes row's `timed_on` as stored: JSON text (a dict is dumped; missing or NaN: NULL)."""
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value if isinstance(value, str) and value else None
 
 
 class StoreError(RuntimeError):
@@ -188,7 +203,7 @@ class ResultStore:
                 f"{self.path} was written by a newer bench (schema {version}; this bench reads up to "
                 f"{SCHEMA_VERSION}): upgrade bench (pip install -U -e .) or use another --out folder")
         if self.readonly:
-            if version is None or version < SCHEMA_VERSION:
+            if version is None or version < READABLE_FROM:
                 raise StoreVersionError(f"{self.path} has schema {version}, this bench reads {SCHEMA_VERSION}; "
                                         "run `bench run --out` on it once (that upgrades it) or use an older bench")
             return
@@ -370,11 +385,14 @@ class ResultStore:
 
     def encode_row(self, fingerprint: str, task: str, item: str) -> dict[str, Any] | None:
         row = self.db.execute(
-            "SELECT bits_per_second, seconds, encode_s, decode_s, sample_rate, path FROM encodes "
-            "WHERE fingerprint=? AND task=? AND item=?", (fingerprint, task, item)).fetchone()
+            "SELECT * FROM encodes WHERE fingerprint=? AND task=? AND item=?", (fingerprint, task, item)).fetchone()
         if row is None:
             return None
-        return dict(zip(("bits_per_second", "seconds", "encode_s", "decode_s", "sample_rate", "path"), row))
+        names = [c[0] for c in self.db.execute("SELECT * FROM encodes LIMIT 0").description]
+        out = dict(zip(names, row))
+        for key in ("fingerprint", "task", "item"):
+            out.pop(key, None)
+        return out
 
     def record_item(self, fingerprint: str, task: str, item: str, *, encode: dict[str, Any] | None = None,
                     scores: dict[str, dict[str, float]] | None = None,
@@ -386,9 +404,10 @@ class ResultStore:
         with self.db:
             if encode is not None:
                 self.db.execute(
-                    "INSERT OR REPLACE INTO encodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO encodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (fingerprint, task, item, encode["bits_per_second"], encode["seconds"], encode.get("encode_s"),
-                     encode.get("decode_s"), encode["sample_rate"], encode.get("path"), encode.get("tokens_per_second")))
+                     encode.get("decode_s"), encode["sample_rate"], encode.get("path"), encode.get("tokens_per_second"),
+                     _timed_on_text(encode.get("timed_on"))))
             for metric, values in (scores or {}).items():
                 self.db.execute("DELETE FROM failures WHERE fingerprint=? AND task=? AND item=? AND metric=?",
                                 (fingerprint, task, item, metric))

@@ -25,6 +25,12 @@ default (`--official-feed memory`), the official `torchaudio.load` call is answe
 already-read array (no disk or WAV decoding in its timing; `--official-feed file` reads the file each time).
 Timings on a shared or loaded machine are noisy: compare ratios from the same run only; the load average is
 printed beside each side.
+
+`--profile` finds one-off costs: our cold encode runs under cProfile (top functions by own time) and our side
+runs with ONEDNN_VERBOSE=profile_create (every oneDNN primitive it creates, with its creation time). On a GPU:
+`--device cuda` (ours; the official code takes a visible GPU by itself, and with `--device cpu` both sides run
+with CUDA hidden), `--precision bf16`, `--compile [--compile-mode reduce-overhead]` (CUDA graphs), `--windows N`
+(a batch of N windows); timings synchronise CUDA and the peak GPU memory is printed.
 """
 
 from __future__ import annotations
@@ -54,6 +60,15 @@ def max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def peak_gpu_mb() -> float | None:
+    """Peak CUDA memory allocated by this process (MiB), None without CUDA."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return None
+
+
 def load_average() -> float:
     """1-minute load average (how busy the machine was), NaN where unavailable."""
     try:
@@ -62,10 +77,21 @@ def load_average() -> float:
         return float("nan")
 
 
+def _sync() -> None:
+    """Wait for queued GPU work, so a timing covers it (no-op without CUDA)."""
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
 def timed(fn) -> tuple[dict, object]:
-    """Run fn once -> ({wall, cpu (process CPU s, all threads), faults (minor page faults)}, its result)."""
+    """Run fn once -> ({wall, cpu (process CPU s, all threads), faults (minor page faults)}, its result).
+    On CUDA the clock stops after the GPU has finished (synchronised before and after)."""
+    _sync()
     r0, t0, c0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter(), time.process_time()
     result = fn()
+    _sync()
     took = {"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
             "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0.ru_minflt}
     return took, result
@@ -99,6 +125,60 @@ def clips(n: int, seconds: float, seed: int = 0) -> np.ndarray:
     return np.stack(out)
 
 
+def profiled_first(fn, out: Path, enabled: bool):
+    """fn, whose first call (the cold one) runs under cProfile when `enabled` (stats in out/ours_cold_encode.prof)."""
+    if not enabled:
+        return fn
+    import cProfile
+
+    calls = []
+
+    def wrapper():
+        calls.append(1)
+        if len(calls) > 1:
+            return fn()
+        prof = cProfile.Profile()
+        prof.enable()
+        try:
+            return fn()
+        finally:
+            prof.disable()
+            prof.dump_stats(out / "ours_cold_encode.prof")
+
+    return wrapper
+
+
+def profile_summary(out: Path) -> None:
+    """Where our cold encode spent its time: the top Python functions (cProfile, by own time) and the oneDNN
+    primitives created (ONEDNN_VERBOSE=profile_create lines of our side's output: count and milliseconds)."""
+    import pstats
+
+    prof = out / "ours_cold_encode.prof"
+    if prof.exists():
+        print("\nours, cold encode under cProfile (top 15 by own time; profiling slows it):")
+        pstats.Stats(str(prof)).sort_stats("tottime").print_stats(15)
+    log = out / "ours_stdout.txt"
+    created = []
+    for line in (log.read_text(errors="replace").splitlines() if log.exists() else []):
+        parts = line.split(",")
+        if line.startswith("onednn_verbose") and any(p.startswith("create:") for p in parts):
+            try:
+                created.append((float(parts[-1]), next(p for p in parts if p.startswith("create:")), line))
+            except ValueError:
+                continue
+    if created:
+        kinds = {}
+        for ms, kind, _ in created:
+            n, total = kinds.get(kind, (0, 0.0))
+            kinds[kind] = (n + 1, total + ms)
+        print("oneDNN primitive creation in our process (all phases): " + ", ".join(
+            f"{kind} {n} primitives, {total / 1000:.2f} s" for kind, (n, total) in kinds.items()))
+        for ms, _, line in sorted(created, reverse=True)[:5]:
+            print(f"  {ms:9.1f} ms  {line[:160]}")
+    elif log.exists():
+        print("no oneDNN primitive-creation lines in our side's output (ONEDNN_VERBOSE unsupported by this build?)")
+
+
 def make_weights(args) -> None:
     import torch
 
@@ -124,11 +204,11 @@ def run_ours(args, audio: np.ndarray, out: Path) -> dict:
 
     t0 = time.perf_counter()
     codec = SemantiCodec(token_rate=args.rate, vocab=args.vocab, weights=args.weights, ddim_steps=args.steps or 50,
-                         batch_size=args.batch_size, precision=args.precision)
+                         batch_size=args.batch_size, precision=args.precision, device=args.device)
     res = {"load_s": time.perf_counter() - t0, "load": load_average()}
     x = torch.from_numpy(audio)[:, None]
-    res["encode"], enc = cold_warm(args.repeats, lambda: codec.encode(x))
-    tokens = enc.codes.transpose(1, 2).numpy()  # official layout [B, N, 2]
+    res["encode"], enc = cold_warm(args.repeats, profiled_first(lambda: codec.encode(x), out, args.profile))
+    tokens = enc.codes.transpose(1, 2).cpu().numpy()  # official layout [B, N, 2]
     np.save(out / "ours_tokens.npy", tokens)
     if not args.steps:
         return res | {"peak_mb": max_rss_mb()}
@@ -136,7 +216,7 @@ def run_ours(args, audio: np.ndarray, out: Path) -> dict:
     w = codec.cfg.encoder.window_tokens
     tok = torch.from_numpy(tokens[0, :w])
     cond, _ = codec.conditions([tok])
-    seed = lambda: torch.manual_seed(args.seed)
+    seed = lambda: torch.manual_seed(args.seed)  # seeds CUDA's generators too
 
     def parity():
         return codec.decoder.decode_windows(cond, ddim_steps=args.steps, cfg_scale=2.0, eta=1.0, generator=None,
@@ -145,12 +225,12 @@ def run_ours(args, audio: np.ndarray, out: Path) -> dict:
     if args.compile:  # eager first (same seed), then torch.compile of the UNet: its first call (compiling) timed apart
         seed()
         eager = timed(parity)
-        codec.decoder.compile()
+        codec.decoder.compile(**({"mode": args.compile_mode} if args.compile_mode else {}))
         res["compile_s"] = timed(parity)[0]["wall"]
         res["eager_decode_s"] = eager[0]["wall"]
     if args.windows > 1:  # throughput: the first window of `windows` clips in one batch; parity decoded afterwards
         conds, _ = codec.conditions([torch.from_numpy(tokens[i, :w]) for i in range(args.windows)])
-        gens = lambda: [torch.Generator().manual_seed(args.seed + i) for i in range(args.windows)]
+        gens = lambda: [torch.Generator(device=codec.device).manual_seed(args.seed + i) for i in range(args.windows)]
         res["decode"], _ = cold_warm(args.repeats, lambda: codec.decoder.decode_windows(
             conds, ddim_steps=args.steps, cfg_scale=2.0, eta=1.0, generator=gens(), batch_size=args.windows,
             precision=args.precision))
@@ -161,10 +241,10 @@ def run_ours(args, audio: np.ndarray, out: Path) -> dict:
     if args.compile:
         print(f"ours, decode of one window at {args.steps} steps: eager {res['eager_decode_s']:.2f} s, torch.compile "
               f"{res['decode']['cold']['wall']:.2f} s (compiling took {res['compile_s']:.1f} s); max abs diff "
-              f"{np.abs(eager[1].numpy() - wave.numpy()).max():.3g}", flush=True)
-    wave = overlap_add(wave.numpy())[: output_samples(len(tok), args.rate)]
+              f"{np.abs(eager[1].cpu().numpy() - wave.cpu().numpy()).max():.3g}", flush=True)
+    wave = overlap_add(wave.cpu().numpy())[: output_samples(len(tok), args.rate)]
     np.save(out / "ours_wave.npy", wave)
-    return res | {"peak_mb": max_rss_mb()}
+    return res | {"peak_mb": max_rss_mb(), "peak_gpu_mb": peak_gpu_mb()}
 
 
 def run_official(args, audio: np.ndarray, out: Path) -> dict:
@@ -204,7 +284,7 @@ def run_official(args, audio: np.ndarray, out: Path) -> dict:
 
     res["decode"], waves = cold_warm(args.repeats, decode, before=lambda: torch.manual_seed(args.seed))
     np.save(out / "official_wave.npy", np.asarray(waves[0]).reshape(-1))
-    return res | {"peak_mb": max_rss_mb()}
+    return res | {"peak_mb": max_rss_mb(), "peak_gpu_mb": peak_gpu_mb(), "device": str(codec.device)}
 
 
 def side(args) -> None:
@@ -231,6 +311,13 @@ def main(argv=None) -> None:
     ap.add_argument("--batch-size", type=int, default=None, help="our windows per forward pass (default: all)")
     ap.add_argument("--precision", default=None, help="our decoder autocast: bf16 / fp16 (default fp32)")
     ap.add_argument("--compile", action="store_true", help="our decoder: torch.compile the UNet (warm-up untimed)")
+    ap.add_argument("--compile-mode", default=None,
+                    help="torch.compile mode with --compile: reduce-overhead (CUDA graphs), max-autotune")
+    ap.add_argument("--device", default="cpu",
+                    help="ours: cpu or cuda. The official code takes CUDA whenever it sees a GPU, so with --device "
+                         "cpu on a GPU machine both sides run with CUDA_VISIBLE_DEVICES hidden")
+    ap.add_argument("--profile", action="store_true",
+                    help="profile our cold encode (cProfile) and list the oneDNN primitives our side creates")
     ap.add_argument("--setup", default=None, help="module imported before the official package")
     ap.add_argument("--weights", default=None, help="random-weight folder (created if missing; default: a temp dir)")
     ap.add_argument("--seed", type=int, default=0)
@@ -251,19 +338,21 @@ def main(argv=None) -> None:
     base = [sys.executable, __file__, "--rate", str(args.rate), "--vocab", str(args.vocab), "--clips",
             str(args.clips), "--seconds", str(args.seconds), "--steps", str(args.steps), "--seed", str(args.seed),
             "--repeats", str(args.repeats), "--windows", str(args.windows), "--official-feed", args.official_feed,
-            "--weights", args.weights, "--out", str(out)]
+            "--weights", args.weights, "--out", str(out), "--device", args.device]
     if args.batch_size:
         base += ["--batch-size", str(args.batch_size)]
     if args.precision:
         base += ["--precision", args.precision]
     if args.compile:
-        base += ["--compile"]
+        base += ["--compile"] + (["--compile-mode", args.compile_mode] if args.compile_mode else [])
     if args.setup:
         base += ["--setup", args.setup]
     if not (Path(args.weights) / "encoder.ckpt").exists():
         print(f"writing random full-size weights (rate {args.rate}, V {args.vocab}) to {args.weights} ...", flush=True)
         subprocess.run(base + ["--side", "weights"], check=True)
     env = dict(os.environ)
+    if args.device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""  # the official side would take a visible GPU on its own
     try:
         if args.setup:
             importlib.import_module(args.setup)
@@ -276,10 +365,17 @@ def main(argv=None) -> None:
     results = {}
     for name in (["official"] if have_official else []) + ["ours"]:
         print(f"running {name} ...", flush=True)
-        subprocess.run(base + ["--side", name], check=True, env=env)
+        if name == "ours" and args.profile:  # oneDNN says what it creates and how long each took
+            with open(out / "ours_stdout.txt", "w") as log:
+                subprocess.run(base + ["--side", name, "--profile"], check=True,
+                               env={**env, "ONEDNN_VERBOSE": "profile_create"}, stdout=log)
+        else:
+            subprocess.run(base + ["--side", name], check=True, env=env)
         results[name] = json.loads((out / f"{name}.json").read_text())
 
     report(args, results, out)
+    if args.profile:
+        profile_summary(out)
 
 
 def report(args, results: dict, out: Path) -> None:
@@ -306,6 +402,12 @@ def report(args, results: dict, out: Path) -> None:
                   f"{phase:7s} {c['wall']:7.2f} {c['cpu']:8.1f} {c['faults']:8.0f} {w['wall']:7.2f} {w['cpu']:8.1f} "
                   f"{w['faults']:8.0f} {secs / w['wall']:8.3f} {r['peak_mb'] if phase == 'encode' else nan:8.0f} "
                   f"{r['load'] if phase == 'encode' else nan:8.2f}")
+    for name, r in results.items():
+        gpu = f", peak GPU memory {r['peak_gpu_mb']:.0f} MiB" if r.get("peak_gpu_mb") is not None else ""
+        where = r.get("device") or args.device
+        if where.startswith("cuda") and torch.cuda.is_available():
+            where += f" ({torch.cuda.get_device_name()})"
+        print(f"{name}: device {where}{gpu}")
     for name, r in results.items():
         e = r["encode"]
         if e["warm"]:

@@ -127,7 +127,7 @@ def test_report_of_a_tiny_random_neural_codec_run(tmp_path):
                     metrics=["mel"], out=tmp_path / "ws", limit=1, jobs=1)
     paths = write_report(res.store, html=False)
     md = paths["markdown"].read_text()
-    section = md[md.index("## Token statistics"):md.index("## Published")]
+    section = md[md.index("## Token statistics"):md.index("## Speed")]
     assert "dac:" in section and "[random weights]" in section and "opus" not in section
     tokens = pd.read_csv(paths["tokens_csv"], dtype={"codebook": str})
     assert list(tokens.codebook) == ["0", "1", "all"] and set(tokens["size"].dropna()) == {1024}

@@ -6,7 +6,9 @@
     failures.csv       every recorded failure (item, stage, reason)
     plots/*.png|pdf    each metric against bitrate; ViSQOL/WER against bitrate; accuracy against ViSQOL;
                        each metric against packet-loss rate (`*_vs_loss`, when the workspace has channel rows)
+                       each metric against decode time (`*_vs_decode_time`, where a codec has several rows)
     tokens.csv         token statistics of the neural codecs (bench/reports/tokens.py)
+    speed.csv          encode and decode seconds per audio second, and where they were timed (bench/reports/speed.py)
     loss.csv           quality against packet loss (bench/reports/loss.py)
     index.html         the self-contained listening page
 
@@ -24,6 +26,7 @@ import pandas as pd
 from bench.reports.frame import summary_frame
 from bench.reports.headline import headline_frame, headline_latex, headline_markdown
 from bench.reports.loss import channel_rows, loss_frame, loss_markdown, plot_loss
+from bench.reports.speed import plot_decode_time, speed_frame, speed_markdown
 from bench.reports.tokens import token_frame, token_markdown
 from bench.reports import atomic
 from bench.reports.plots import paper_figures, plot_metrics, remove_stale
@@ -93,6 +96,7 @@ def write_report(store: ResultStore, out_dir: Path | None = None, frame=None, ht
     table, direction, table_notes = headline_frame(plain)
     tokens = token_frame(store, set(frame.fingerprint) if not frame.empty else set())
     losses = loss_frame(store, frame)
+    speed = speed_frame(store, plain)
     notes = measurement_notes(store, frame)
     now = dt.datetime.now().isoformat(timespec="seconds")
     md = "\n".join([
@@ -100,6 +104,7 @@ def write_report(store: ResultStore, out_dir: Path | None = None, frame=None, ht
         "## Headline", "", headline_markdown(table, direction, table_notes),
         "## Per task", "", markdown_tables(frame),
         "## Token statistics", "", token_markdown(tokens),
+        "## Speed", "", speed_markdown(speed),
         *(["## Packet loss", "", loss_markdown(losses)] if not losses.empty else []),
         "## Published (reference rows, not measured here)", "", published_markdown(),
         "## How this was measured", "", *notes, "",
@@ -107,7 +112,8 @@ def write_report(store: ResultStore, out_dir: Path | None = None, frame=None, ht
     paths: dict[str, Path] = {}
     caption = "Measured with bench. " + " ".join(n.lstrip("- ").replace("`", "") for n in notes[:6])
     plots_dir = out_dir / "plots"
-    plots = plot_metrics(plain, plots_dir) + paper_figures(plain, table, plots_dir) + plot_loss(losses, plots_dir)
+    plots = (plot_metrics(plain, plots_dir) + paper_figures(plain, table, plots_dir) + plot_loss(losses, plots_dir)
+             + plot_decode_time(plain, speed, plots_dir))
     remove_stale(plots_dir, plots)
     for i, p in enumerate(plots):
         paths[f"plot{i}"] = p
@@ -118,6 +124,7 @@ def write_report(store: ResultStore, out_dir: Path | None = None, frame=None, ht
     paths["csv"] = atomic.write_csv(out_dir / "summary.csv", frame)
     paths["tokens_csv"] = atomic.write_csv(out_dir / "tokens.csv", tokens)
     paths["loss_csv"] = atomic.write_csv(out_dir / "loss.csv", losses)
+    paths["speed_csv"] = atomic.write_csv(out_dir / "speed.csv", speed)
     failures = pd.DataFrame(store.failures(), columns=["fingerprint", "task", "item", "stage", "metric", "error"])
     paths["failures"] = atomic.write_csv(out_dir / "failures.csv", failures)
     if html:
