@@ -103,35 +103,16 @@ def plot_loss(lf: pd.DataFrame, out_dir: Path) -> list[Path]:
     metrics where some series has two or more loss rates."""
     if lf.empty:
         return []
-    import matplotlib
+    from bench.reports.plots import metric_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def draw(ax, sub: pd.DataFrame, scale: float) -> None:
+        for series, rows in sub.groupby("series"):
+            rows = rows.sort_values("loss")
+            ax.plot(100 * rows.loss, scale * rows.value, marker="o", label=series)
+        ax.set_xlabel("packet loss rate (%)")
 
-    from bench.reports.plots import _save
-
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for metric, part in lf.groupby("metric", sort=False):
-        if part.groupby(["task", "series"]).loss.nunique().max() < 2:
-            continue
-        tasks = list(dict.fromkeys(part.task))
-        fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 3.8), squeeze=False)
-        scale = 100.0 if str(metric).startswith("wer") else 1.0
-        for ax, task in zip(axes[0], tasks):
-            sub = part[part.task == task]
-            for series, rows in sub.groupby("series"):
-                rows = rows.sort_values("loss")
-                ax.plot(100 * rows.loss, scale * rows.value, marker="o", label=series)
-            arrow = "higher is better" if sub.higher_is_better.any() else "lower is better"
-            ax.set_xlabel("packet loss rate (%)")
-            ax.set_ylabel(f"{sub.metric_name.iloc[0]}{' %' if scale != 1 else ''} ({arrow})")
-            ax.set_title(f"{task} ({sub.domain.iloc[0]})")
-            ax.grid(True, alpha=0.3)
-            ax.legend(fontsize=6)
-        title = part.metric_name.iloc[0]
-        if lf[lf.metric_name == title].metric.nunique() > 1:
-            title = metric  # two variants of one metric: keep the files apart
-        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(title))
-        paths += _save(fig, out_dir / f"{name}_vs_loss")
+        if part.groupby(["task", "series"]).loss.nunique().max() >= 2:
+            paths += metric_figure(part, lf, out_dir, "vs_loss", draw)
     return paths

@@ -53,6 +53,37 @@ def _save(fig, stem: Path) -> list[Path]:
     return out
 
 
+def metric_figure(part: pd.DataFrame, everything: pd.DataFrame, out_dir: Path, suffix: str, draw) -> list[Path]:
+    """One figure for one metric's rows `part` (a panel per task), saved as `<metric>_<suffix>.png|pdf`.
+
+    draw(ax, rows of one task, scale) plots the panel's data (scale: 100 for WER, shown in %, else 1) and sets the
+    x axis; this sets the y label with the metric's direction, the title, grid and legend. The file takes the
+    metric's short name unless two variants of it are in `everything` (then its full identity)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metric = part.metric.iloc[0]
+    tasks = list(dict.fromkeys(part.task))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 3.8), squeeze=False)
+    scale = 100.0 if str(metric).startswith("wer") else 1.0
+    for ax, task in zip(axes[0], tasks):
+        sub = part[part.task == task]
+        draw(ax, sub, scale)
+        arrow = "higher is better" if sub.higher_is_better.any() else "lower is better"
+        ax.set_ylabel(f"{sub.metric_name.iloc[0]}{' %' if scale != 1 else ''} ({arrow})")
+        ax.set_title(f"{task} ({sub.domain.iloc[0]})")
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(fontsize=6)
+    title = part.metric_name.iloc[0]
+    if everything[everything.metric_name == title].metric.nunique() > 1:
+        title = metric  # two variants of one metric: keep the files apart
+    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(title))
+    return _save(fig, out_dir / f"{name}_{suffix}")
+
+
 def remove_stale(out_dir: Path, keep: list[Path]) -> None:
     """Delete plots of an earlier report that this one did not write (a report describes the store as it is)."""
     keep_names = {p.name for p in keep}

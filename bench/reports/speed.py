@@ -14,27 +14,17 @@ line), busy (the load average exceeded the logical CPUs while timing), random_we
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from bench.reports.frame import _json
 from bench.store import REFERENCE, ResultStore
 
 COLUMNS = ["codec", "name", "task", "items", "timed", "audio_s", "encode_s", "decode_s", "encode_rtf",
            "decode_rtf", "timed_on", "busy", "random_weights", "fingerprint"]
-
-
-def _context(text) -> dict:
-    if not isinstance(text, str) or not text:
-        return {}
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _describe(ctx: dict) -> str:
@@ -69,7 +59,7 @@ def speed_frame(store: ResultStore, frame: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (fp, task), part in enc.groupby(["fingerprint", "task"], sort=False):
         timed = part[part.encode_s.notna() & (part.seconds > 0)]
-        contexts = [_context(t) for t in timed.timed_on]
+        contexts = [_json(t) for t in timed.timed_on]
         described = list(dict.fromkeys(_describe(c) for c in contexts))
         audio = float(timed.seconds.sum())
         decoded = timed[timed.decode_s.notna()]
@@ -138,41 +128,22 @@ def plot_decode_time(frame: pd.DataFrame, sf: pd.DataFrame, out_dir: Path) -> li
     data = data[data.value.notna()]
     if data.empty:
         return []
-    import matplotlib
+    from bench.reports.plots import metric_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def draw(ax, sub: pd.DataFrame, scale: float) -> None:
+        for name, rows in sub.groupby("codec"):
+            rows = rows.sort_values("decode_rtf")
+            ax.plot(rows.decode_rtf, scale * rows.value, marker="o", label=name)
+            for r in rows.itertuples(index=False):
+                ax.annotate(_short(r.label, name), (r.decode_rtf, scale * r.value), fontsize=6, xytext=(3, 3),
+                            textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("decode s per audio s (log; lower is faster)")
 
-    from bench.reports.plots import _save
-
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     for metric, part in data.groupby("metric", sort=False):
-        if part.groupby(["task", "codec"]).fingerprint.nunique().max() < 2:
-            continue
-        tasks = list(dict.fromkeys(part.task))
-        fig, axes = plt.subplots(1, len(tasks), figsize=(4.8 * len(tasks), 3.8), squeeze=False)
-        scale = 100.0 if str(metric).startswith("wer") else 1.0
-        for ax, task in zip(axes[0], tasks):
-            sub = part[part.task == task]
-            for name, rows in sub.groupby("codec"):
-                rows = rows.sort_values("decode_rtf")
-                ax.plot(rows.decode_rtf, scale * rows.value, marker="o", label=name)
-                for r in rows.itertuples(index=False):
-                    ax.annotate(_short(r.label, name), (r.decode_rtf, scale * r.value), fontsize=6,
-                                xytext=(3, 3), textcoords="offset points")
-            arrow = "higher is better" if sub.higher_is_better.any() else "lower is better"
-            ax.set_xscale("log")
-            ax.set_xlabel("decode s per audio s (log; lower is faster)")
-            ax.set_ylabel(f"{sub.metric_name.iloc[0]}{' %' if scale != 1 else ''} ({arrow})")
-            ax.set_title(f"{task} ({sub.domain.iloc[0]})")
-            ax.grid(True, alpha=0.3, which="both")
-            ax.legend(fontsize=6)
-        title = part.metric_name.iloc[0]
-        if data[data.metric_name == title].metric.nunique() > 1:
-            title = metric  # two variants of one metric: keep the files apart
-        name = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(title))
-        paths += _save(fig, out_dir / f"{name}_vs_decode_time")
+        if part.groupby(["task", "codec"]).fingerprint.nunique().max() >= 2:
+            paths += metric_figure(part, data, out_dir, "vs_decode_time", draw)
     return paths
 
 
