@@ -24,6 +24,13 @@ def describe() -> tuple[int, int, str]:
     return os.getpid(), STATE["inits"], STATE.get("tag", "")
 
 
+def torch_threads() -> int:
+    """torch's thread count as this job sees it after importing torch itself."""
+    import torch
+
+    return torch.get_num_threads()
+
+
 def scale(audio, gain: float):
     """A float32 array [C, T] times `gain` (numpy arrives with the arguments)."""
     return (audio * gain).astype(audio.dtype)

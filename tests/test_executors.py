@@ -104,6 +104,12 @@ def test_init_runs_once_per_worker():
     assert os.getpid() not in {pid for pid, _, _ in got}
 
 
+def test_every_job_of_a_worker_runs_on_one_torch_thread():
+    # the first job too, when it imports torch itself (a classic codec's worker: its init never touches torch)
+    with LocalPool("executor_jobs:init", (), jobs=2) as pool:
+        assert [v for _, v in pool.run((i, "executor_jobs:torch_threads", ()) for i in range(4))] == [1, 1, 1, 1]
+
+
 def test_leaving_a_run_early_ends_its_busy_workers():
     with LocalPool("executor_jobs:init", (), jobs=2) as pool:
         gen = pool.run([("slow", "executor_jobs:nap", (30,)), ("fast", "executor_jobs:square", (3,))])

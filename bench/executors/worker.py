@@ -107,9 +107,11 @@ def _watch_parent() -> None:
 
 
 def _limit_threads() -> None:
-    """One torch thread per worker (the pool runs several), once torch has been imported by someone."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != 1:
+    """One torch thread per worker (the pool runs several). torch is imported here if no one has yet: every job
+    uses it (bench/coding.py), and a first job that imported it itself would run with torch's default threads."""
+    import torch
+
+    if torch.get_num_threads() != 1:
         torch.set_num_threads(1)
 
 
