@@ -158,3 +158,15 @@ def test_merged_shards_keep_where_each_item_was_timed(tmp_path):
     m = ResultStore(tmp_path / "m", readonly=True)
     cpus = {r.task: json.loads(r.timed_on)["cpu"] for r in m.encodes_frame().itertuples()}
     assert cpus == {"t": "AMD EPYC", "u": "Intel(R) Xeon(R) Platinum 8480+"}
+
+
+def test_points_are_labelled_by_the_options_that_differ():
+    from bench.reports.speed import point_labels
+
+    rows = pd.DataFrame({"label": ["a", "b", "c"], "options": [
+        json.dumps({"sampler": "ddim", "ddim_steps": 50, "tiny": True}),
+        json.dumps({"sampler": "unipc", "ddim_steps": 10, "tiny": True}),
+        json.dumps({"sampler": "unipc", "ddim_steps": 5, "tiny": True})]})
+    assert point_labels(rows) == ["ddim_steps=50,sampler=ddim", "ddim_steps=10,sampler=unipc",
+                                  "ddim_steps=5,sampler=unipc"]
+    assert point_labels(rows.assign(options="{}")) == ["a", "b", "c"]  # nothing to tell apart: the labels

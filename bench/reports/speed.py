@@ -14,6 +14,7 @@ line), busy (the load average exceeded the logical CPUs while timing), random_we
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def _describe(ctx: dict) -> str:
     where = ctx.get("gpu") if ctx.get("device") == "cuda" and ctx.get("gpu") else ctx.get("cpu", "?")
     parts = [str(where), str(ctx.get("device", "cpu"))]
     if ctx.get("threads"):
-        parts.append(f"{ctx['threads']} threads")
+        parts.append(f"{ctx['threads']} thread{'s' if ctx['threads'] != 1 else ''}")
     if ctx.get("batch", 1) != 1:
         parts.append(f"batch {ctx['batch']}")
     return ", ".join(parts)
@@ -134,8 +135,8 @@ def plot_decode_time(frame: pd.DataFrame, sf: pd.DataFrame, out_dir: Path) -> li
         for name, rows in sub.groupby("codec"):
             rows = rows.sort_values("decode_rtf")
             ax.plot(rows.decode_rtf, scale * rows.value, marker="o", label=name)
-            for r in rows.itertuples(index=False):
-                ax.annotate(_short(r.label, name), (r.decode_rtf, scale * r.value), fontsize=6, xytext=(3, 3),
+            for r, text in zip(rows.itertuples(index=False), point_labels(rows)):
+                ax.annotate(text, (r.decode_rtf, scale * r.value), fontsize=6, xytext=(3, 3),
                             textcoords="offset points")
         ax.set_xscale("log")
         ax.set_xlabel("decode s per audio s (log; lower is faster)")
@@ -147,8 +148,16 @@ def plot_decode_time(frame: pd.DataFrame, sf: pd.DataFrame, out_dir: Path) -> li
     return paths
 
 
-def _short(label: str, name: str) -> str:
-    """A point's annotation: the label without the codec name ('semanticodec sampler=unipc,steps=10' ->
-    'sampler=unipc,steps=10')."""
-    text = str(label)
-    return text[len(name):].strip(" :") or text if text.startswith(name) else text
+def point_labels(rows: pd.DataFrame) -> list[str]:
+    """Each row's annotation: the options in which one codec's rows differ ('ddim_steps=10,sampler=unipc'), the
+    ones they share left out; a row's label where its options cannot be read."""
+    options = [_json(o) for o in rows.options]
+    keys = sorted({k for o in options for k in o})
+    differ = [k for k in keys if len({json_text(o.get(k)) for o in options}) > 1]
+    if not differ or not all(options):
+        return [str(label) for label in rows.label]
+    return [",".join(f"{k}={o[k]}" for k in differ if k in o) for o in options]
+
+
+def json_text(value) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
