@@ -378,6 +378,16 @@ def main(argv=None) -> None:
         profile_summary(out)
 
 
+def _sysfs(name: str) -> str:
+    """The selected value of /sys/kernel/mm/transparent_hugepage/<name> ('madvise'), or 'unknown'."""
+    try:
+        text = Path(f"/sys/kernel/mm/transparent_hugepage/{name}").read_text()
+    except OSError:
+        return "unknown"
+    chosen = [w.strip("[]") for w in text.split() if w.startswith("[")]
+    return chosen[0] if chosen else text.strip()
+
+
 def report(args, results: dict, out: Path) -> None:
     import torch
 
@@ -386,6 +396,8 @@ def report(args, results: dict, out: Path) -> None:
     print(f"\nSemantiCodec rate {args.rate}, V {args.vocab}, random full-size weights; CPU {cpu_model()} "
           f"({os.cpu_count()} logical CPUs), torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{'fp32' if not args.precision else args.precision}")
+    print(f"transparent huge pages: enabled {_sysfs('enabled')}, defrag {_sysfs('defrag')} (the kernel's handling of "
+          "large allocations; a cold-start suspect on machines where the first touch of memory is slow)")
     print(f"encode: {args.clips} x {args.seconds:g} s (ours: one in-memory batch of {args.clips} items, "
           f"{args.batch_size or 16} windows per pass; official: one call per clip, audio from "
           f"{'memory' if args.official_feed == 'memory' else 'WAV files'}); decode: {args.windows} x 10.24 s "
