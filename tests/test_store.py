@@ -70,6 +70,7 @@ def test_a_changed_file_gets_new_results(tmp_path):
     clips.mkdir()
     sf.write(clips / "c.wav", tone(0.5, 16000, 220, seed=1), 16000)
     sf.write(clips / "d.wav", tone(0.5, 16000, 330, seed=2), 16000)
+    (clips / "transcripts.tsv").write_text("c\tthe changed clip\n")  # c is speech, so the speech-only peak scores it
     ws = tmp_path / "ws"
     first = bench.run(codecs=["gain:gain=1.0"], tasks=[f"files:{clips}"], metrics=["l1"], out=ws, jobs=1)
     assert first.codec_work == 2
@@ -81,11 +82,12 @@ def test_a_changed_file_gets_new_results(tmp_path):
     # the newly added metric compares the new file with its new decoded audio
     peak_key = next(k for k in second.metrics if k.startswith("peak"))
     peaks = second.store.item_scores(second.fingerprints[0], second.tasks[0], peak_key)
+    assert set(peaks) == {"c"}  # d has no transcript: a sound item, which the speech-only peak skips
+    # gain 1 at the file's own 16 kHz: the decoded audio is the new file's samples, so its peak is theirs
     new = sf.read(clips / "c.wav", dtype="float32")[0]
-    from bench import audio as au
-
-    expected = np.max(np.abs(au.resample(new[None], 16000, 16000)))
-    assert "c" not in peaks or peaks["c"]["peak"] == pytest.approx(expected, rel=1e-4)
+    old = tone(0.5, 16000, 220, seed=1)
+    assert abs(np.abs(new).max() - np.abs(old).max()) > 0.1  # the old file's peak would not pass for the new one's
+    assert peaks["c"]["peak"] == pytest.approx(float(np.abs(new).max()), rel=1e-4)
     frame = second.to_frame()
     row = frame[(frame.metric_name == "l1") & (frame.codec == "gain")].iloc[0]
     assert row.n == 2 and row.value < 1e-6
