@@ -143,6 +143,22 @@ def test_stoi_estoi():
     assert stoi.score(x48, x48, 48000)["stoi"] == pytest.approx(1.0, abs=1e-6)
 
 
+def test_stoi_estoi_drop_the_references_silent_frames():
+    # STOI and ESTOI leave out the frames where the *clean reference* is more than 40 dB below its loudest frame
+    # (Taal et al. 2011, sec. II; Jensen & Taal 2016). voice() is exactly zero about half the time: noise put only
+    # there falls in dropped frames (all but the frames at the edges of each gap), so it costs little. Handed the
+    # other way round, the noisy signal is the "reference", nothing is dropped, and those frames compare noise with
+    # silence. So the score says which argument the metric took as the reference (the others above are symmetric
+    # enough that a swapped call passes them).
+    x = voice()
+    gaps = x == 0
+    assert 0.4 < gaps.mean() < 0.6
+    y = (x + 0.1 * np.random.default_rng(0).standard_normal(x.shape) * gaps).astype(np.float32)
+    for m, kept, swapped in ((load_metric("stoi"), 0.8, 0.4), (load_metric("estoi"), 0.6, 0.2)):
+        assert m.score(x, y, SR)[m.key] > kept
+        assert m.score(y, x, SR)[m.key] < swapped
+
+
 def test_stoi_bad_input():
     x = voice()
     with pytest.raises(MetricError, match="silent"):
