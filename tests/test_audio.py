@@ -100,3 +100,30 @@ def test_an_unreadable_file_says_permission_denied(tmp_path, monkeypatch):
         au.load(path)
     assert "permission denied" in str(err.value) and "chmod a+r" in str(err.value)
     assert "System error" not in str(err.value)
+
+
+def _tones(freqs: tuple[float, ...], sr: int, n: int) -> np.ndarray:
+    t = np.arange(n) / sr
+    return sum(0.4 * np.sin(2 * np.pi * f * t + 0.3 + k) for k, f in enumerate(freqs))
+
+
+def test_resample_gives_the_band_limited_signal_sampled_at_the_new_rate():
+    """Known answers from sampling theory, not from soxr: the metrics' and the runner's expected values elsewhere
+    are computed through au.resample itself, so this is what tells a good resampler from a poor one there."""
+    # down 48 -> 16 kHz: tones below the new Nyquist (7 kHz is 87.5 % of it) are the same tones sampled at 16 kHz;
+    # a tone above it is removed (a plain x[::3] would alias 10 kHz to 6 kHz at full amplitude)
+    x = np.stack([_tones((1000.0, 7000.0), 48000, 48000), _tones((10000.0,), 48000, 48000)]).astype(np.float32)
+    y = au.resample(x, 48000, 16000)
+    assert y.shape == (2, 16000) and y.dtype == np.float32
+    inner = slice(200, -200)  # the filter's start-up and run-out at the edges (about 6 ms)
+    np.testing.assert_allclose(y[0, inner], _tones((1000.0, 7000.0), 16000, 16000)[inner], rtol=0, atol=1e-5)
+    assert np.abs(y[1, inner]).max() < 1e-5
+    # up 16 -> 48 kHz: the same tones sampled at 48 kHz (nothing new appears between the samples)
+    up = au.resample(_tones((1000.0, 5000.0), 16000, 16000)[None].astype(np.float32), 16000, 48000)
+    assert up.shape == (1, 48000)
+    np.testing.assert_allclose(up[0, 600:-600], _tones((1000.0, 5000.0), 48000, 48000)[600:-600], rtol=0, atol=1e-5)
+    # lengths: the input's duration at the new rate, rounded; the same rate is the input itself
+    assert au.resample(np.zeros((1, 1000), np.float32), 48000, 16000).shape == (1, 333)
+    assert au.resample(np.zeros((1, 1001), np.float32), 48000, 16000).shape == (1, 334)
+    assert au.resample(np.zeros((2, 1000), np.float32), 44100, 48000).shape == (2, 1088)
+    assert au.resample(x, 48000, 48000) is x
