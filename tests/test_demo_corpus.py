@@ -98,8 +98,7 @@ def test_speech_task(rows):
     assert len({r["label"] for r in synthetic}) >= 3, "synthetic sentences should come from several voices"
     # a known answer: the transcript of one Asterisk prompt, as in core-sounds-en.txt
     by_id = {r["id"]: r for r in speech}
-    if "asterisk-vm-helpexit" in by_id:
-        assert by_id["asterisk-vm-helpexit"]["text"] == "Press star for help or pound to exit."
+    assert by_id["asterisk-vm-helpexit"]["text"] == "Press star for help or pound to exit."
 
 
 def test_music_task(rows):
