@@ -11,6 +11,8 @@ failures with the item id and reason, counted, and never stop the run.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import platform
@@ -295,7 +297,7 @@ def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: l
     for task in task_objs:  # an item whose file changed loses every result computed from its old content
         manifests[task.name] = manifest_digest(plan.items[task.name])
         for item in plan.items[task.name]:
-            sig = item.signature()
+            sig = item_signature(item)
             signatures[(task.name, item.id)] = sig
             store.sync_item(task.name, item.id, sig)
 
@@ -342,6 +344,17 @@ def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: l
     return codec_work
 
 
+def item_signature(item) -> str:
+    """What an item's stored results are keyed by: its audio's signature (`Item.signature()`), `#`, and a digest
+    of what metrics read besides the audio - transcript (WER), label and info (the probe's labels and split),
+    domain (which metrics apply; ViSQOL's mode) - so a corrected transcript or label gets new scores. The part
+    before `#` alone keys the codec's cached output, which depends on the audio only."""
+    label = item.label.tolist() if hasattr(item.label, "tolist") else item.label
+    blob = json.dumps({"text": item.text, "label": label, "domain": item.domain, "info": item.info},
+                      sort_keys=True, default=str)
+    return f"{item.signature()}#{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
 def _version(obj) -> str:
     return str(getattr(obj, "code_version", ""))
 
@@ -357,7 +370,8 @@ class _CellContext:
     shard: str | None = None  # "K/N" when this run is one shard
 
     def cache(self, fp: str, task: str, item: str) -> Path:
-        return self.store.cache_path(fp, task, item, self.signatures.get((task, item), ""))
+        """The cached output of one item: keyed by its audio only (a corrected transcript keeps its audio)."""
+        return self.store.cache_path(fp, task, item, self.signatures.get((task, item), "").partition("#")[0])
 
     def pairs(self, task: str, items: list) -> list[tuple[str, str]]:
         return [(i.id, self.signatures.get((task, i.id), "")) for i in items]

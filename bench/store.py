@@ -117,6 +117,11 @@ def items_digest(pairs: list[tuple[str, str]]) -> str:
     return h.hexdigest()[:16]
 
 
+def _audio_part(signature: str) -> str:
+    """The audio content of an item signature `AUDIO[#ANNOTATIONS]` (what a codec's output depends on)."""
+    return signature.partition("#")[0]
+
+
 class ResultStore:
     """One workspace's results. `root` is the workspace folder (default `bench-out`).
 
@@ -309,12 +314,23 @@ class ResultStore:
         """Record an item's content signature; if it differs from the stored one, forget everything
         computed from the old content (scores, failures, encodes of every codec, and their cached outputs).
 
+        A signature is `AUDIO` or `AUDIO#ANNOTATIONS` (`bench.runner.item_signature`: the transcript and
+        label a metric may read). When only the annotations changed, the codec's outputs (which depend on the
+        audio alone) are kept and only the scores and metric failures are forgotten.
+
         Returns True when old results were discarded.
         """
         row = self.db.execute("SELECT signature FROM items WHERE task=? AND item=?", (task, item)).fetchone()
         if row is not None and row[0] == signature:
             return False
         stale = row is not None
+        if stale and row[0] is not None and _audio_part(row[0]) == _audio_part(signature):
+            with self.db:
+                self.db.execute("DELETE FROM scores WHERE task=? AND item=?", (task, item))
+                self.db.execute("DELETE FROM failures WHERE task=? AND item=? AND stage='metric'", (task, item))
+                self.db.execute("UPDATE items SET signature=? WHERE task=? AND item=?", (signature, task, item))
+            log.info("%s / %s: its transcript or label changed: its scores are recomputed", task, item)
+            return True
         with self.db:
             if stale:
                 paths = [r[0] for r in self.db.execute(

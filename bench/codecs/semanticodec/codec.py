@@ -138,12 +138,14 @@ class SemantiCodec(Codec):
             self.options["tiny"] = True
         if random_weights:
             self.options.update(pretrained=False, seed=self.seed)
+        elif self.seed != 0:  # the seed draws the decoder's noise with loaded weights too (0: the default, unshown)
+            self.options["seed"] = self.seed
         if weights is not None:
             self.options["weights"] = str(weights)
         if precision not in (None, "fp32", "float32"):
             if precision not in _AUTOCAST:
                 raise CodecError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
-            self.options["precision"] = precision
+            self.options["precision"] = self.precision_name  # one spelling per dtype: bfloat16 -> bf16
         self.meta = CodecMeta(
             name=self.name, sample_rate=C.SAMPLE_RATE, channels=1,
             operating_points=tuple(p.kbps for p in self.operating_points()),
