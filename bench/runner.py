@@ -453,9 +453,13 @@ def _run_cell(ctx: _CellContext, codec, fp: str, task, items: list, metrics: lis
     for item in items:
         done = store.scored_metrics(fp, task.name, item.id)
         failed = store.failed(fp, task.name, item.id)
-        if any(stage in ("load", "codec") for stage, _ in failed):
+        if any(stage == "codec" for stage, _ in failed):
             bar.update(1)
             continue
+        if any(stage == "load" for stage, _ in failed):
+            # a load failure depends on this run's settings too (--max-seconds), and a load is cheap: try again
+            store.clear_failures(fp, task.name, item.id, stage="load")
+            failed = {k: v for k, v in failed.items() if k[0] != "load"}
         needed = [m for m in metrics if metric_key(m) not in done and ("metric", metric_key(m)) not in failed
                   and m.skip_reason(item) is None]
         cache = ctx.cache(fp, task.name, item.id)

@@ -444,9 +444,15 @@ class ResultStore:
                                (fingerprint, task, item))
         return {(r[0], r[1]): r[2] for r in rows}
 
-    def clear_failures(self, fingerprint: str, task: str) -> None:
+    def clear_failures(self, fingerprint: str, task: str, item: str | None = None, stage: str | None = None) -> None:
+        """Forget the failures of (codec, task), or of one item, or of one stage of it."""
+        sql, args = "DELETE FROM failures WHERE fingerprint=? AND task=?", [fingerprint, task]
+        if item is not None:
+            sql, args = sql + " AND item=?", args + [item]
+        if stage is not None:
+            sql, args = sql + " AND stage=?", args + [stage]
         with self.db:
-            self.db.execute("DELETE FROM failures WHERE fingerprint=? AND task=?", (fingerprint, task))
+            self.db.execute(sql, args)
 
     def item_scores(self, fingerprint: str, task: str, metric: str, items: list[str] | None = None
                     ) -> dict[str, dict[str, float]]:

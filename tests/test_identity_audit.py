@@ -247,3 +247,23 @@ def test_a_smaller_limit_after_a_larger_one_shows_the_smaller_set_and_marks_mixe
     assert sorted(frame.n + frame.n_failed) == [2, 3]
     _table, _direction, notes = headline_frame(summary_frame(ResultStore(ws, readonly=True)))
     assert any("other items" in n for n in notes), notes
+
+
+def test_a_too_long_failure_is_not_kept_when_max_seconds_grows(tmp_path):
+    """An item refused as longer than --max-seconds 1 is scored by a run with --max-seconds 10: the failure row
+    was keyed by (codec, task, item) only, so it was kept for good and the cell counted the item failed."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    sf.write(clips / "short.wav", tone(0.5, 16000, 220, seed=1), 16000)
+    sf.write(clips / "long.wav", tone(3.0, 16000, 330, seed=2), 16000)
+    ws = tmp_path / "ws"
+    first = bench.run(codecs="gain", tasks=f"files:{clips}", metrics="l1", out=ws, jobs=1, max_seconds=1)
+    assert set(_scores(first, "l1")) == {"short"}
+    assert [f["item"] for f in first.store.failures(first.fingerprints[0]) if f["stage"] == "load"] == ["long"]
+    second = bench.run(codecs="gain", tasks=f"files:{clips}", metrics="l1", out=ws, jobs=1, max_seconds=10)
+    assert set(_scores(second, "l1")) == {"short", "long"}
+    cell = second.to_frame().query("codec == 'gain'").iloc[0]
+    assert cell.n == 2 and cell.n_failed == 0
+    third = bench.run(codecs="gain", tasks=f"files:{clips}", metrics="l1", out=ws, jobs=1, max_seconds=1)
+    cell = third.to_frame().query("codec == 'gain'").iloc[0]
+    assert cell.n + cell.n_failed == 2  # the cell covers both items, whatever it makes of the long one
