@@ -267,3 +267,26 @@ def test_a_too_long_failure_is_not_kept_when_max_seconds_grows(tmp_path):
     third = bench.run(codecs="gain", tasks=f"files:{clips}", metrics="l1", out=ws, jobs=1, max_seconds=1)
     cell = third.to_frame().query("codec == 'gain'").iloc[0]
     assert cell.n + cell.n_failed == 2  # the cell covers both items, whatever it makes of the long one
+
+
+def test_reports_leave_out_cells_of_another_channel_version(tmp_path, monkeypatch):
+    """A channel whose code changed (CHANNEL_VERSION bumped) gets a new fingerprint; until a re-run, the report
+    must not show the old channel's cells as current, as it does not for an old codec or metric version."""
+    from bench import channel as CH
+    from bench.reports.frame import summary_frame
+    from bench.store import ResultStore
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    sf.write(clips / "c.wav", tone(0.5, 48000, 220, seed=1), 48000)
+    ws = tmp_path / "ws"
+    bench.run(codecs="opus:kbps=12", tasks=f"files:{clips}", metrics="l1", out=ws, jobs=1, channel="loss=0.3,seed=1")
+    frame = summary_frame(ResultStore(ws, readonly=True))
+    assert sorted(frame.label) == ["opus:kbps=12", "opus:kbps=12 [loss=0.3,seed=1]"]
+    monkeypatch.setattr(CH, "CHANNEL_VERSION", f"{CH.CHANNEL_VERSION}-next")
+    frame = summary_frame(ResultStore(ws, readonly=True))
+    assert list(frame.label) == ["opus:kbps=12"] and frame.attrs["stale"] == 1
+    again = bench.run(codecs="opus:kbps=12", tasks=f"files:{clips}", metrics="l1", out=ws, jobs=1,
+                      channel="loss=0.3,seed=1")
+    assert sorted(summary_frame(ResultStore(ws, readonly=True)).label) == sorted(again.to_frame().label.dropna())
+    assert len(again.to_frame()) == 2

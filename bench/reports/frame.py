@@ -76,9 +76,12 @@ def summary_frame(store: ResultStore, fingerprints: list[str] | None = None, tas
     cells = cells.merge(rates[["fingerprint", "task", "bits_per_second", "tokens_per_second"]], on=["fingerprint", "task"], how="left")
     items = store.items_frame()
     domains = items.groupby("task").domain.agg(lambda d: d.iloc[0] if d.nunique() == 1 else "mixed")
-    rows = []
+    rows, channel_versions = [], []
     for r in cells.to_dict("records"):
         codec_meta, metric_meta, extra = _json(r.get("codec_meta")), _json(r.get("metric_meta")), _json(r.get("extra"))
+        channel = codec_meta.get("channel")
+        channel_versions.append(str(channel["version"]) if isinstance(channel, dict) and "version" in channel
+                                else None)
         reference = r["fingerprint"] == REFERENCE
         bps, tps = r.get("bits_per_second"), r.get("tokens_per_second")
         rows.append({
@@ -107,7 +110,7 @@ def summary_frame(store: ResultStore, fingerprints: list[str] | None = None, tas
         })
     frame = pd.DataFrame(rows, columns=COLUMNS)
     updated = cells["updated"].reset_index(drop=True) if "updated" in cells else None
-    frame, updated = _current_only(frame, updated)
+    frame, updated = _current_only(frame, updated, channel_versions)
     frame = _newest_per_label(frame, updated)
     frame = _keep_variants_apart(frame, updated)
     if metrics is not None:
@@ -134,9 +137,11 @@ def _class_version(kind: str, name) -> str | None:
     return str(version) if version is not None else None
 
 
-def _current_only(frame: pd.DataFrame, updated: pd.Series | None) -> tuple[pd.DataFrame, pd.Series | None]:
-    """Leave out cells computed by another code version of their codec or metric than the one installed
-    (they are stale: a re-run recomputes them); frame.attrs["stale"] counts them."""
+def _current_only(frame: pd.DataFrame, updated: pd.Series | None,
+                  channel_versions: list[str | None] | None = None) -> tuple[pd.DataFrame, pd.Series | None]:
+    """Leave out cells computed by another code version of their codec or metric than the one installed, or
+    behind a packet-loss channel of another CHANNEL_VERSION (`channel_versions`, one per row, from the stored
+    codec meta) (they are stale: a re-run recomputes them); frame.attrs["stale"] counts them."""
     if frame.empty:
         return frame, updated
     codec_now = {n: _class_version("codec", n) for n in frame.codec.dropna().unique()}
@@ -149,6 +154,10 @@ def _current_only(frame: pd.DataFrame, updated: pd.Series | None) -> tuple[pd.Da
                     or (m is not None and row.metric_version not in (None, m)))
 
     mask = frame.apply(stale, axis=1).astype(bool)
+    if channel_versions is not None and any(v is not None for v in channel_versions):
+        from bench.channel import CHANNEL_VERSION
+
+        mask |= np.array([v is not None and v != str(CHANNEL_VERSION) for v in channel_versions])
     if not mask.any():
         return frame, updated
     out = frame.loc[~mask].reset_index(drop=True)
