@@ -88,9 +88,11 @@ def test_dnsmos_rates_channels_range_and_silence(clips):
     metric = load_metric("dnsmos")
     x = clips["short"]
     x48 = au.resample(x[None], 16000, 48000)
-    stereo = np.concatenate([x48, x48])
+    stereo = np.concatenate([x48, au.resample(clips["noisy"][None], 16000, 48000)])  # two different channels
     via48 = metric.score(stereo, stereo, 48000, SPEECH)
-    assert via48 == dn.dnsmos_score(au.resample(x48, 48000, 16000)[0])  # mixed to mono, resampled here
+    mono16 = au.resample(stereo.mean(axis=0, keepdims=True), 48000, 16000)[0]
+    assert via48 == dn.dnsmos_score(mono16)  # mixed to mono, resampled here
+    assert via48 != dn.dnsmos_score(au.resample(x48, 48000, 16000)[0])  # not the first channel alone
     loud = (x * 1.5)[None]  # beyond full scale: scored as a 16-bit file would hold it (speechmos refuses it)
     assert metric.score(loud, loud, 16000) == dn.dnsmos_score(np.clip(loud[0], -1, 1))
     with pytest.raises(MetricError, match="silent"):
@@ -253,10 +255,12 @@ def test_spk_sim_known_answer_on_planted_embeddings(tiny_wavlm, voices, monkeypa
     monkeypatch.setattr(sp, "embeddings", fake_embeddings)
     metric = load_metric("spk-sim", weights=str(tiny_wavlm))
     a, b = voices
-    stereo_b = np.stack([b, b])  # mixed to mono
-    out = metric.score(np.stack([a, a]), stereo_b, 16000, SPEECH)
+    stereo_a, stereo_b = np.stack([a, 0.5 * a]), np.stack([b, 0.2 * a - b])  # means 0.75 a, 0.1 a
+    out = metric.score(stereo_a, stereo_b, 16000, SPEECH)
     assert out == {"spk-sim": pytest.approx(0.48, abs=1e-7)}
-    assert np.array_equal(seen[0][0], a) and np.array_equal(seen[0][1], b)  # reference first, then reconstruction
+    # reference first, then reconstruction, each the mean of its channels
+    np.testing.assert_allclose(seen[0][0], 0.75 * a, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(seen[0][1], 0.1 * a, rtol=0, atol=1e-7)
 
 
 def test_spk_sim_without_weights_says_how_to_fetch(tmp_path, voices, monkeypatch):
