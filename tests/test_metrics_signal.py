@@ -169,6 +169,18 @@ def test_stoi_estoi_drop_the_references_silent_frames():
         assert m.score(y, x, SR)[m.key] < swapped
 
 
+def test_pesq_stoi_estoi_mix_channels_to_mono():
+    # "multichannel input is mixed to mono first": two different channels score as their mean, not as either one
+    x = voice()
+    ref = np.concatenate([x, lowpass(x, 3000)])
+    rec = np.concatenate([noisy(x, 0.005), lowpass(x, 1500)])
+    mono_ref, mono_rec = (s.astype(np.float64).mean(axis=0, keepdims=True) for s in (ref, rec))  # bench: float64
+    for m in (load_metric("pesq"), load_metric("stoi"), load_metric("estoi")):
+        mixed = m.score(mono_ref, mono_rec, SR)[m.key]
+        assert m.score(ref, rec, SR)[m.key] == pytest.approx(mixed, abs=1e-9), m.name
+        assert min(abs(mixed - m.score(ref[c:c + 1], rec[c:c + 1], SR)[m.key]) for c in (0, 1)) > 1e-4, m.name
+
+
 def test_stoi_bad_input():
     x = voice()
     with pytest.raises(MetricError, match="silent"):
