@@ -165,6 +165,10 @@ def test_warpq_metric_direction_and_resampling(warpq_reference):
     assert worse == wq.warpq_score(ref.astype(np.float32), noisy.astype(np.float32))
     up = metric.score(au.resample(r, 16000, 32000), au.resample(n, 16000, 32000), 32000, SPEECH)
     assert up["warpq"] == pytest.approx(worse["warpq"], abs=0.05)  # scored at 16 kHz after the round trip
+    # channels are mixed to mono (float64 mean) first: two different channels score as their mean
+    stereo_r, stereo_n = np.concatenate([r, 0.5 * r]), np.concatenate([n, r])
+    mixed = [x.astype(np.float64).mean(axis=0) for x in (stereo_r, stereo_n)]
+    assert metric.score(stereo_r, stereo_n, 16000, SPEECH) == wq.warpq_score(*mixed) != worse
 
 
 # -- speaker similarity ---------------------------------------------------------------------------------
