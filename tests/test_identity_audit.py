@@ -290,3 +290,35 @@ def test_reports_leave_out_cells_of_another_channel_version(tmp_path, monkeypatc
                       channel="loss=0.3,seed=1")
     assert sorted(summary_frame(ResultStore(ws, readonly=True)).label) == sorted(again.to_frame().label.dropna())
     assert len(again.to_frame()) == 2
+
+
+def test_one_run_of_two_weight_folders_shows_both(tmp_path, home):
+    """Two checkpoints of one codec in one run (weights=A, weights=B) are two current rows: the report must show
+    both, told apart by their labels (was: one label for both, and the newest cell hid the other as superseded)."""
+    from bench.codecs.encodec import Encodec
+
+    for seed in (0, 1):
+        Encodec.write_random(tmp_path / f"w{seed}", tiny=True, seed=seed, layout="hf")
+    folders = [next(p.parent for p in (tmp_path / f"w{s}").rglob("model.safetensors")) for s in (0, 1)]
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    sf.write(clips / "c.wav", tone(0.5, 24000, 220, seed=1), 24000)
+    specs = [("encodec", {"bandwidth": 6, "weights": str(f)}) for f in folders]
+    res = bench.run(codecs=specs, tasks=f"files:{clips}", metrics="l1", out=tmp_path / "ws", jobs=1)
+    frame = res.to_frame().query("codec == 'encodec'")
+    assert len(set(res.fingerprints)) == 2
+    assert sorted(frame.fingerprint) == sorted(res.fingerprints) and frame.label.nunique() == 2
+    assert all(str(f) in label for f, label in zip(folders, sorted(frame.label)))
+    # the same folder rewritten (a retrained checkpoint): its new cell supersedes its old one, the other stays
+    import shutil
+
+    shutil.rmtree(tmp_path / "w0")
+    Encodec.write_random(tmp_path / "w0", tiny=True, seed=2, layout="hf")
+    again = bench.run(codecs=specs[:1], tasks=f"files:{clips}", metrics="l1", out=tmp_path / "ws", jobs=1)
+    assert again.fingerprints[0] not in res.fingerprints
+    from bench.reports.frame import summary_frame
+    from bench.store import ResultStore
+
+    frame = summary_frame(ResultStore(tmp_path / "ws", readonly=True)).query("codec == 'encodec'")
+    assert sorted(frame.fingerprint) == sorted([again.fingerprints[0], res.fingerprints[1]])
+    assert frame.label.nunique() == 2 and any(res.fingerprints[0] in s for s in frame.attrs["superseded"])

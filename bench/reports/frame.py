@@ -168,19 +168,30 @@ def _current_only(frame: pd.DataFrame, updated: pd.Series | None,
 
 
 def _newest_per_label(frame: pd.DataFrame, updated: pd.Series | None) -> pd.DataFrame:
-    """One row per (codec label, task, metric key): where several fingerprints share a label (other weights,
-    an older run), the newest cell wins and the others are listed in frame.attrs["superseded"]."""
-    if frame.empty or updated is None:
+    """One row per (codec label, task, metric key): where several fingerprints share a label (the same weights
+    folder with other content, an older run), the newest cell wins and the others are listed in
+    frame.attrs["superseded"]. Codecs given other weights folders (`weights=DIR`, not in the label) are other
+    checkpoints, never superseded: their labels get ` [weights=DIR]` where they would read alike."""
+    if frame.empty:
         return frame
-    key = ["label", "task", "metric_key"]
-    if not frame.duplicated(key, keep=False).any():
-        return frame
-    order = frame.assign(_updated=updated.values).sort_values("_updated", kind="stable")
-    newest = order.groupby(key, dropna=False).tail(1).index
-    gone = frame.loc[~frame.index.isin(newest)]
-    out = frame.loc[frame.index.isin(newest)]
-    out.attrs = {**frame.attrs, "superseded": sorted(set(frame.attrs.get("superseded", [])) |
-                                                     {f"{r.label} ({r.fingerprint})" for r in gone.itertuples()})}
+    weights = frame.options.map(lambda o: _text(_json(o).get("weights")) or "")
+    key = ["label", "task", "metric_key", "_weights"]
+    keyed = frame.assign(_weights=weights.values)
+    if updated is not None and keyed.duplicated(key, keep=False).any():
+        order = keyed.assign(_updated=updated.values).sort_values("_updated", kind="stable")
+        newest = order.groupby(key, dropna=False).tail(1).index
+        gone = frame.loc[~frame.index.isin(newest)]
+        keyed = keyed.loc[keyed.index.isin(newest)]
+        keyed.attrs = {**frame.attrs, "superseded": sorted(set(frame.attrs.get("superseded", [])) |
+                                                           {f"{r.label} ({r.fingerprint})" for r in gone.itertuples()})}
+    alike = keyed.groupby("label")._weights.transform("nunique") > 1  # per label: the same name in every table
+    if alike.any():
+        keyed = keyed.copy()
+        named = alike & (keyed._weights != "")
+        keyed.loc[named, "label"] = keyed.loc[named, "label"] + " [weights=" + keyed.loc[named, "_weights"] + "]"
+    attrs = keyed.attrs
+    out = keyed.drop(columns="_weights")
+    out.attrs = {**frame.attrs, **attrs}
     return out
 
 
