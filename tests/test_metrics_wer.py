@@ -112,6 +112,31 @@ def test_checksum_mismatch_is_refused(monkeypatch):
         wer_mod.bundled_model_dir()
 
 
+def test_the_reconstruction_is_mixed_to_mono_and_resampled_to_16k_for_the_asr(monkeypatch):
+    # what the recogniser hears (a stand-in ASR records it): the reconstruction's channel mean at 16 kHz, never the
+    # reference; its hypothesis is what gets counted
+    from bench import audio as au
+
+    heard = []
+
+    class Recorder:
+        def transcribe(self, x):
+            heard.append(x.copy())
+            return "the cat sit on mat"
+
+    monkeypatch.setattr(wer_mod, "get_asr", lambda *args, **kwargs: Recorder())
+    t = np.arange(48000) / 48000
+    left, right = np.sin(2 * np.pi * 300 * t), 0.5 * np.sin(2 * np.pi * 1100 * t)
+    rec = np.stack([left, right]).astype(np.float32)
+    ref = np.stack([right, right]).astype(np.float32)
+    item = Item(id="a", domain="speech", text="the cat sat on the mat")
+    counts = WER().score(ref, rec, 48000, item)
+    assert (counts["substitutions"], counts["deletions"], counts["insertions"]) == (1, 1, 0)
+    expected = au.resample(rec.astype(np.float64).mean(axis=0, keepdims=True).astype(np.float32), 48000, 16000)[0]
+    assert len(heard) == 1 and heard[0].shape == (16000,)
+    np.testing.assert_allclose(heard[0], expected, rtol=0, atol=1e-7)
+
+
 # -- one real ASR run ------------------------------------------------------------------------------------
 
 
