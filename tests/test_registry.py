@@ -57,6 +57,28 @@ def test_codec_metadata_matches_class(name):
         assert sorted({round(p.kbps, 4) for p in points}) == sorted({round(float(k), 4) for k in declared})
     for key in ("sample_rate", "channels", "frame_rate", "needs_weights", "licence"):
         assert key in entry.meta, f"{name}: registry entry lacks {key}"
+    # the values `bench list codecs` prints (without importing the class) are the loaded codec's: one loaded per
+    # sample-rate variant ("24000|48000"); a field with as many alternatives follows it position by position
+    # ("1|2" channels), any other ("12.5|25|50", set by another option) must hold the loaded value
+    rates = _alternatives(entry.meta["sample_rate"])
+    for i, rate in enumerate(rates):
+        options = ({"tiny": True} if entry.meta["needs_weights"] else {}) | (
+            {"sample_rate": int(rate)} if len(rates) > 1 else {})
+        meta = bench.load_codec(name, **options).meta
+        for key in ("sample_rate", "channels", "frame_rate"):
+            declared = _alternatives(entry.meta[key])
+            got = None if getattr(meta, key) is None else round(float(getattr(meta, key)), 2)
+            if len(declared) == len(rates):
+                assert got == declared[i], (name, options, key, got, entry.meta[key])
+            else:
+                assert got in declared, (name, options, key, got, entry.meta[key])
+
+
+def _alternatives(value) -> list[float | None]:
+    """A registry field as its alternatives: 48000 -> [48000.0], "75|150" -> [75.0, 150.0], None -> [None]."""
+    if value is None:
+        return [None]
+    return [round(float(v), 2) for v in str(value).split("|")]
 
 
 @pytest.mark.parametrize("name", METRICS.names())
