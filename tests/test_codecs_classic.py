@@ -95,8 +95,10 @@ def test_roundtrip_shapes_lengths_dtypes(spec):
     sr = codec.meta.sample_rate
     t = int(0.7 * sr) + 13  # not a whole number of frames
     left = speech_like(sr, t / sr)[:t]
-    wav = torch.from_numpy(np.stack([np.stack([left, 0.5 * left]), np.stack([left[::-1], left[::-1]])]).copy())
-    enc = codec.encode(wav)  # stereo in: mixed to mono
+    right = 0.5 * np.roll(left, 40)  # not a multiple of the left channel: neither channel alone is the mix
+    wav = torch.from_numpy(np.stack([np.stack([left, right]), np.stack([left[::-1], right[::-1]])]).copy())
+    enc = codec.encode(wav)  # stereo in: mixed to mono, the mean of the channels
+    assert enc.payload == codec.encode((wav[:, :1] + wav[:, 1:]) / 2).payload
     assert enc.codes.dtype == torch.int64 and enc.codes.shape[:2] == (2, 1)
     assert enc.lengths == [t, t] and enc.sample_rate == sr
     for i, p in enumerate(enc.payload):  # codes are the payload bytes, padded with -1
