@@ -198,6 +198,28 @@ def test_logmel_frames_and_peak_band():
     assert lm.frames(np.zeros((2, 100), np.float32) + 0.1, 16000).shape[1] == 64  # short clip, stereo
 
 
+def test_logmel_is_the_htk_mel_power_spectrogram_restated_in_numpy():
+    """The log-mel reference embedding, restated independently: librosa's HTK mel bank (peak 1, no norm), a
+    periodic 25 ms Hann window centred in a 512-point FFT, 10 ms hop, reflect padding, power, log(mel + 1e-6).
+    The peak-band test above locates the band with bench's own filterbank, so it cannot see a wrong mel scale."""
+    import librosa
+    import scipy.signal
+
+    fb = librosa.filters.mel(sr=16000, n_fft=512, n_mels=64, fmin=0.0, fmax=8000.0, htk=True, norm=None,
+                             dtype=np.float64)
+    np.testing.assert_allclose(E.mel_filterbank(64, 512, 16000), fb, rtol=0, atol=1e-12)
+    rng = np.random.default_rng(0)
+    x = 0.1 * rng.standard_normal(16000) + 0.3 * np.sin(2 * np.pi * 440 * np.arange(16000) / 16000)
+    x = x.astype(np.float32)
+    window = np.pad(scipy.signal.get_window("hann", 400), 56)  # 400 samples centred in 512
+    padded = np.pad(x.astype(np.float64), 256, mode="reflect")
+    frames = np.stack([padded[i * 160: i * 160 + 512] for i in range(1 + (len(padded) - 512) // 160)])
+    expected = np.log(np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2 @ fb.T + 1e-6)
+    got = E.LogMel().frames(x[None], 16000)
+    assert got.shape == expected.shape == (101, 64)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
+
+
 class _Item:
     def __init__(self, audio, sr, id="x"):
         self.audio_, self.sr, self.id, self.info = audio, sr, id, {}
