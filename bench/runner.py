@@ -29,6 +29,7 @@ from bench.scoring import metric_key, process_item, process_reference
 from bench.scoring import reason as _reason
 from bench.workers import Pool as _Pool
 from bench.workers import Workers as _Workers
+from bench.workers import metric_builds
 from bench.workers import run_remote as _run_remote
 from bench.workers import _WORKER, _worker_batch, _worker_init, _worker_item  # noqa: F401 - job names
 from bench.store import REFERENCE, ResultStore
@@ -262,9 +263,10 @@ def _default_jobs(codec, workers: _Workers) -> int | None:
 
 
 def _expected(codec, metric_objs: list) -> dict[str, str]:
-    """The fingerprints under which this driver reads results: workers must produce the same ones."""
+    """The fingerprints under which this driver reads results: workers must produce the same ones ("codec",
+    and each metric's storage key -> itself: a worker's metric built from `metric_builds` must have it)."""
     out = {"codec": codec.fingerprint()} if codec is not None else {}
-    out.update({m.identity(): metric_key(m) for m in metric_objs})
+    out.update({metric_key(m): metric_key(m) for m in metric_objs})
     return out
 
 
@@ -313,7 +315,7 @@ def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: l
         if floor_metrics:
             store.add_codec(REFERENCE, REFERENCE, {}, "reference (uncoded)", None,
                             {"name": REFERENCE, "description": "the uncoded audio scored against itself"})
-            with _Pool(None, sorted(m.identity() for m in floor_metrics), workers, workers.jobs or 1,
+            with _Pool(None, metric_builds(floor_metrics), workers, workers.jobs or 1,
                        expected=_expected(None, floor_metrics)) as pool:
                 for task in task_objs:
                     _run_cell(ctx, None, REFERENCE, task, plan.shard_items(task.name), floor_metrics, pool,
@@ -330,7 +332,7 @@ def _run_matrix(store: ResultStore, built: list, metric_objs: list, task_objs: l
                             {**codec.meta.to_dict(), "fingerprint": fp, "weights": codec.weights_digest(),
                              "code_version": codec.code_version})
             n_jobs = workers.jobs if workers.jobs else _default_jobs(codec, workers)
-            with _Pool(spec, sorted(m.identity() for m in item_metrics), workers, n_jobs,
+            with _Pool(spec, metric_builds(item_metrics), workers, n_jobs,
                        expected=_expected(codec, item_metrics)) as pool:
                 for task in task_objs:
                     codec_work += _run_cell(ctx, codec, fp, task, plan.shard_items(task.name), item_metrics, pool,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from bench.coding import batch_outputs, batch_size
-from bench.scoring import process_item, process_reference
+from bench.scoring import metric_key, process_item, process_reference
 
 if TYPE_CHECKING:
     from bench.runner import CodecSpec
@@ -38,22 +38,43 @@ def _check_fingerprints(codec, metrics: dict, expected: dict[str, str]) -> None:
             "(finished items are kept)")
 
 
-def _registry_entries(spec: CodecSpec | None, metric_ids: list[str]) -> list:
+def metric_builds(metrics: list) -> list[tuple[str, str, dict[str, Any]]]:
+    """(storage key, name, options) of each metric: what a worker rebuilds it from. Every option travels, the
+    runtime ones too (WER's device and compute_type, spk-sim's weights: out of the display identity, in the
+    key), so the worker computes what the driver's key says."""
+    return sorted(((metric_key(m), m.name, dict(m.options)) for m in metrics), key=lambda b: b[0])
+
+
+def _builds(metric_ids: list) -> list[tuple[str, str, dict[str, Any]]]:
+    """`metric_builds` entries; a plain spec string ("mel:sample_rate=24000") is its own key."""
+    from bench.registry import parse_spec
+
+    out = []
+    for m in metric_ids:
+        if isinstance(m, str):
+            name, options = parse_spec(m)
+            out.append((m, name, dict(options)))
+        else:
+            out.append(tuple(m))
+    return out
+
+
+def _registry_entries(spec: CodecSpec | None, metric_ids: list) -> list:
     """The registry entries a worker needs, so codecs and metrics registered at run time (a plugin, a
     notebook, a test) are found in worker processes too."""
     from bench.codecs import CODECS
     from bench.metrics import METRICS
-    from bench.registry import parse_spec
 
     wanted = [(CODECS, spec.name)] if spec is not None else []
-    wanted += [(METRICS, parse_spec(m)[0]) for m in metric_ids]
+    wanted += [(METRICS, name) for _key, name, _options in _builds(metric_ids)]
     return [(reg.kind, reg._entries[name]) for reg, name in wanted if name in reg._entries]
 
 
-def _worker_init(codec_spec: CodecSpec | None, metric_ids: list[str], device: str = "cpu",
+def _worker_init(codec_spec: CodecSpec | None, metric_ids: list, device: str = "cpu",
                  entries: list = (), expected: dict[str, str] | None = None) -> None:
-    """Runs once in each worker process (bench.executors): build the codec and metrics there, and check that
-    their fingerprints are the driver's (`expected`: "codec" and each metric identity -> fingerprint)."""
+    """Runs once in each worker process (bench.executors): build the codec and the metrics (`metric_builds`:
+    storage key, name, options; or spec strings) there, and check that their fingerprints are the driver's (`expected`: "codec"
+    and each metric's storage key -> fingerprint)."""
     from bench.codecs import CODECS
     from bench.metrics import METRICS, load_metric
 
@@ -65,7 +86,7 @@ def _worker_init(codec_spec: CodecSpec | None, metric_ids: list[str], device: st
     if codec is not None:
         codec.to(device)
     _WORKER["codec"] = codec
-    _WORKER["metrics"] = {m: load_metric(m) for m in metric_ids}
+    _WORKER["metrics"] = {key: load_metric(name, **options) for key, name, options in _builds(metric_ids)}
     _check_fingerprints(codec, _WORKER["metrics"], expected or {})
 
 
@@ -102,7 +123,7 @@ class Pool:
     """Workers for one codec (processes here, or Ray actors), started on first use and kept across its
     tasks (models load once per worker)."""
 
-    def __init__(self, spec: CodecSpec | None, metric_ids: list[str], workers: "Workers", jobs: int,
+    def __init__(self, spec: CodecSpec | None, metric_ids: list[tuple[str, str, dict]], workers: "Workers", jobs: int,
                  expected: dict[str, str] | None = None):
         self.spec, self.metric_ids, self.workers, self.jobs = spec, metric_ids, workers, jobs
         self.expected = dict(expected or {})  # the driver's fingerprints, checked by every worker
@@ -146,7 +167,7 @@ def run_remote(pool: "Pool", codec, todo: list, record: Callable) -> None:
     from bench.executors.local import WorkerCrash
 
     def entry(item, needed, cache) -> tuple:
-        return (item, [m.identity() for m in needed], str(cache) if codec is not None else None)
+        return (item, [metric_key(m) for m in needed], str(cache) if codec is not None else None)
 
     by_id = {item.id: (item, needed, cache) for item, needed, cache in todo}
     size = batch_size(codec)

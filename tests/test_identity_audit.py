@@ -30,6 +30,7 @@ def _fakes(monkeypatch):
     from bench.metrics import METRICS
 
     monkeypatch.setitem(METRICS._entries, "textlen", Entry("textlen", "test_identity_audit:TextLen", {}))
+    monkeypatch.setitem(METRICS._entries, "tuned", Entry("tuned", "test_identity_audit:Tuned", {}))
 
 
 @pytest.fixture()
@@ -50,6 +51,27 @@ class TextLen(Metric):
 
     def score(self, ref, rec, sample_rate, item=None):
         return {"textlen": float(len(item.text.split()))}
+
+
+class Tuned(Metric):
+    """A metric with a runtime option that moves its numbers through its backend (as WER's compute_type and
+    device do, or spk-sim's weights): `kind` is out of identity() but in fingerprint()."""
+
+    name = "tuned"
+    RUNTIME_OPTIONS = ("kind",)
+
+    def __init__(self, kind: str = "plain"):
+        super().__init__(kind=kind)
+        self.meta = MetricMeta("tuned", 16000, True)
+
+    def identity(self) -> str:
+        return self.name
+
+    def backend(self):
+        return {"kind": self.options["kind"]}
+
+    def score(self, ref, rec, sample_rate, item=None):
+        return {"tuned": 2.0 if self.options["kind"] == "scaled" else 1.0}
 
 
 # -- codec options: one computation, one key; two computations, two keys ---------------------------------------
@@ -322,3 +344,16 @@ def test_one_run_of_two_weight_folders_shows_both(tmp_path, home):
     frame = summary_frame(ResultStore(tmp_path / "ws", readonly=True)).query("codec == 'encodec'")
     assert sorted(frame.fingerprint) == sorted([again.fingerprints[0], res.fingerprints[1]])
     assert frame.label.nunique() == 2 and any(res.fingerprints[0] in s for s in frame.attrs["superseded"])
+
+
+def test_workers_build_metrics_with_their_runtime_options(tmp_path):
+    """A metric option kept out of the display identity but in the key (WER's compute_type or device, spk-sim's
+    weights) reaches the worker processes: they score with it, under the driver's key (was: workers rebuilt the
+    metric from identity() alone, with the default option, and the run stopped as 'other bench code')."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i in range(3):
+        sf.write(clips / f"c{i}.wav", tone(0.5, 16000, 220 + 50 * i, seed=i), 16000)
+    res = bench.run(codecs="gain", tasks=f"files:{clips}", metrics="tuned:kind=scaled", out=tmp_path / "ws", jobs=2)
+    assert res.metrics[0] != Tuned().fingerprint()
+    assert _scores(res, "tuned") == {"c0": 2.0, "c1": 2.0, "c2": 2.0}
