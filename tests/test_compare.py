@@ -59,6 +59,23 @@ def test_direction_and_missing_rows():
         parse_tolerances(["peak"])
 
 
+def test_percent_tolerances_are_relative_to_the_baseline_and_plain_ones_absolute():
+    # baseline 2.0, lower is better: "5%" allows 0.1 of worsening, "0.05" allows 0.05. (The runs above loosen a
+    # 10 % change with "l1=20%", which also passes if 20% were read as 20, as 0.2 absolute, or as 20 x baseline.)
+    tol = parse_tolerances(["mel=5%", "wer=0.05"])
+    assert tol["mel"] == ("rel", 0.05) and tol["wer"] == ("abs", 0.05)
+    assert {k: v for k, v in tol.items() if k not in ("mel", "wer")} == {
+        k: v for k, v in parse_tolerances([]).items() if k not in ("mel", "wer")}
+
+    def status(metric, value, tolerances):
+        row = {"label": "c", "task": "t", "metric": metric, "metric_name": metric, "higher_is_better": False}
+        return compare({"rows": [dict(row, value=2.0)]}, {"rows": [dict(row, value=value)]}, tolerances)[0].status
+
+    assert status("mel", 2.09, tol) == "ok" and status("mel", 2.11, tol) == "REGRESSION"  # 4.5 % and 5.5 % worse
+    assert status("wer", 2.04, tol) == "ok" and status("wer", 2.06, tol) == "REGRESSION"  # 0.04 and 0.06 worse
+    assert status("mel", 1.89, tol) == "better" and status("mel", 1.91, tol) == "ok"  # improvements by the same rule
+
+
 def _planted(base: dict, **changes) -> dict:
     """A copy of `base` whose l1 rows get `changes` (e.g. value scaled, n and n_failed moved)."""
     out = json.loads(json.dumps(base))
