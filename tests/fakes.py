@@ -73,6 +73,24 @@ class Peak(Metric):
         return {"peak": float(np.max(np.abs(as_numpy(rec))))}
 
 
+class TotalOverTotal(L1):
+    """A per-item rate whose task value is total / total (as WER's is): samples more than 0.01 apart / samples."""
+
+    name = "tot"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.meta = MetricMeta("tot", 8000, False, definition="share of samples more than 0.01 apart")
+
+    def score(self, ref, rec, sample_rate, item=None):
+        ref, rec = as_numpy(ref), as_numpy(rec)
+        off = float(np.sum(np.abs(ref - rec) > 0.01))
+        return {"tot": off / ref.shape[-1], "off": off, "samples": float(ref.shape[-1])}
+
+    def aggregate(self, rows):
+        return sum(r["off"] for r in rows) / sum(r["samples"] for r in rows)
+
+
 class Drifted(L1):
     """L1 whose code version differs inside worker processes: bench code that changed between the driver's
     start and a worker's (or another version on a Ray node)."""
@@ -99,6 +117,7 @@ def install(monkeypatch) -> None:
     monkeypatch.setitem(CODECS._entries, "crash", Entry("crash", "fakes:Crash", {"needs_weights": False}))
     monkeypatch.setitem(METRICS._entries, "itemcount", Entry("itemcount", "fakes:ItemCount", {}))
     monkeypatch.setitem(METRICS._entries, "drifted", Entry("drifted", "fakes:Drifted", {}))
+    monkeypatch.setitem(METRICS._entries, "tot", Entry("tot", "fakes:TotalOverTotal", {}))
 
 
 class Crash(Gain):

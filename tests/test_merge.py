@@ -19,7 +19,8 @@ def _fakes(monkeypatch):
     fakes.install(monkeypatch)
 
 
-RUN = dict(codecs=["gain:gain=0.5", "gain:gain=0.8"], metrics=["l1", "peak", "itemcount"], jobs=1)
+# tot: a task value that is not the mean of the items' (total / total), which the merge must recompute the same way
+RUN = dict(codecs=["gain:gain=0.5", "gain:gain=0.8"], metrics=["l1", "peak", "itemcount", "tot"], jobs=1)
 
 
 def _rows(ws):

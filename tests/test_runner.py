@@ -229,3 +229,19 @@ def test_default_workers_per_codec():
     assert _default_jobs(neural, Workers(None, "cpu")) == 1  # one model in memory
     assert _default_jobs(neural, Workers(None, "cpu", "ray")) == 1
     assert _default_jobs(neural, Workers(None, "cuda", "ray", gpus_per_worker=1)) is None  # Ray: one per GPU
+
+
+
+def test_the_cell_is_the_metrics_own_aggregate_of_the_items(audio_dir, tmp_path):
+    # the fake L1 aggregates by the default mean, so a runner that averaged every metric's per-item values passed
+    # everything above; fakes.TotalOverTotal's value is total / total over items of different lengths, not the mean
+    res = bench.run(codecs=["gain:gain=0.5"], tasks=[f"files:{audio_dir}"], metrics=["tot"], out=tmp_path / "ws",
+                    jobs=1)
+    key = next(k for k in res.metrics if k.startswith("tot"))
+    rows = res.store.item_scores(res.fingerprints[0], res.tasks[0], key)
+    assert len(rows) == 5 and len({r["samples"] for r in rows.values()}) > 1
+    total = sum(r["off"] for r in rows.values()) / sum(r["samples"] for r in rows.values())
+    mean = float(np.mean([r["tot"] for r in rows.values()]))
+    assert abs(total - mean) > 1e-4  # the two rules give different numbers here
+    cell = res.to_frame().query("codec == 'gain'").iloc[0]
+    assert cell.value == pytest.approx(total, rel=1e-12) and cell.n == 5
