@@ -154,9 +154,10 @@ def test_runner_items_equal_local_pool(tmp_path, monkeypatch):
         want = dict(local.run(work("local")))
     assert _keys(got) == sorted(it.id for it in items)
 
-    def same(res: dict) -> dict:  # what must agree: all but timings and the cache path
-        enc = {k: v for k, v in res["encode"].items() if not k.endswith("_s") and k != "path"}
-        return {**res, "encode": enc}
+    def same(res: dict) -> dict:  # what must agree: all but timings, the load while timing and the cache path
+        enc = {k: v for k, v in res["encode"].items() if not k.endswith("_s") and k not in ("path", "timed_on")}
+        where = {k: v for k, v in res["encode"]["timed_on"].items() if k != "load"}  # CPU, device, threads, batch
+        return {**res, "encode": enc, "where": where}
 
     for key, res in got:
         assert same(res) == same(want[key]) and res["scores"] and not res["failures"]
