@@ -89,6 +89,48 @@ def test_a_shared_module_edit_names_every_class_it_reaches(tmp_path, classes):
     assert all(line.startswith("bench/codecs/classic/common.py changed") for line in found)
 
 
+@pytest.mark.parametrize("edited, version", [("bench/scoring.py", "bench.pipeline.SCORING_VERSION"),
+                                             ("bench/coding.py", "bench.pipeline.CODING_VERSION"),
+                                             ("bench/channel.py", "bench.channel.CHANNEL_VERSION")])
+def test_a_shared_step_edit_without_a_bump_fails(tmp_path, classes, edited, version):
+    root = _copy_sources(tmp_path)
+    recorded = ucv.scan(root, classes)
+    path = root / edited
+    path.write_text(path.read_text() + "\nEXTRA = 1\n")
+    found = ucv.problems(recorded, ucv.scan(root, classes))
+    assert found == [f"{edited} changed but {version} is still 1: bump it (or, for a change that cannot move any "
+                     "output, run `python -m tests.update_code_versions` and say why in the commit)"]
+    module, _, name = version.rpartition(".")
+    source = root / (module.replace(".", "/") + ".py")
+    source.write_text(source.read_text().replace(f'{name} = "1"', f'{name} = "2"'))
+    bumped = ucv.scan(root, classes)
+    assert ucv.problems(recorded, bumped) == [f"{version} is 2 but tests/data/code_versions.json records 1: run "
+                                              "`python -m tests.update_code_versions` to record the bump"]
+    assert ucv.problems(bumped, ucv.scan(root, classes)) == []
+
+
+def test_an_edited_audio_module_names_both_pipeline_versions(tmp_path, classes):
+    root = _copy_sources(tmp_path)
+    recorded = ucv.scan(root, classes)
+    path = root / "bench/audio.py"
+    path.write_text(path.read_text() + "\nEXTRA = 1\n")
+    assert sorted(line.split(" but ")[1].split(" is ")[0] for line in ucv.problems(recorded, ucv.scan(root, classes))) \
+        == ["bench.pipeline.CODING_VERSION", "bench.pipeline.SCORING_VERSION"]
+
+
+def test_a_pipeline_bump_changes_the_keys(monkeypatch):
+    import bench
+    from bench import pipeline
+
+    codec, metric = bench.load_codec("opus", bitrate=6), bench.load_metric("mel")
+    before = codec.fingerprint(), metric.fingerprint()
+    monkeypatch.setattr(pipeline, "CODING_VERSION", "2")
+    assert codec.fingerprint() != before[0] and metric.fingerprint() == before[1]  # re-code, and so re-score
+    monkeypatch.setattr(pipeline, "CODING_VERSION", "1")
+    monkeypatch.setattr(pipeline, "SCORING_VERSION", "2")
+    assert codec.fingerprint() == before[0] and metric.fingerprint() != before[1]  # outputs kept, re-scored
+
+
 def test_line_endings_do_not_count(tmp_path, classes):
     root = _copy_sources(tmp_path)
     recorded = ucv.scan(root, classes)

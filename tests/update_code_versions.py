@@ -16,8 +16,10 @@ every codec on codecs/base.py, every metric on metrics/base.py, the probe on ben
 registries (bench/codecs/__init__.py, bench/metrics/__init__.py), the weights cache, the random-weights
 writer and the file hasher (bench/codecs/weights.py, random_weights.py, digests.py: weights enter
 fingerprints by their content digest), and
-shared infrastructure outside those folders (bench/audio.py, bench/registry.py): a change there that can move
-outputs must bump the classes that use it by hand. Sources are hashed as text with normalised line endings.
+bench/registry.py. The shared steps around every class - loading, resampling and trimming (bench/audio.py,
+bench/coding.py), the resampling and alignment before a metric (bench/scoring.py), the packet-loss channel
+(bench/channel.py) - are tracked by their own version constants (SHARED_VERSIONS; bench/pipeline.py says what
+each covers). Sources are hashed as text with normalised line endings.
 """
 
 from __future__ import annotations
@@ -41,6 +43,13 @@ NOT_DEPENDENCIES = frozenset({
     "bench/codecs/hub_pins.py", "bench/codecs/fetching.py",  # pins and verified downloads: weights enter by digest
 })
 UPDATE_COMMAND = "python -m tests.update_code_versions"
+# Shared steps outside the classes, each tracked by a version constant ("module.NAME") and the files it covers:
+# a change to those files without a bump of the constant fails like a class's (see bench/pipeline.py).
+SHARED_VERSIONS = {
+    "bench.pipeline.CODING_VERSION": ("bench/audio.py", "bench/coding.py"),
+    "bench.pipeline.SCORING_VERSION": ("bench/audio.py", "bench/scoring.py"),
+    "bench.channel.CHANNEL_VERSION": ("bench/channel.py",),
+}
 
 
 # -- the current state ----------------------------------------------------------------------------------
@@ -147,6 +156,38 @@ def scan(root: Path = REPO, classes: dict[str, dict[str, type]] | None = None) -
                                "code_version": str(cls.__dict__.get("code_version", "(inherited)")),
                                "modules": deps, "digest": combined}
     out["modules"] = dict(sorted(modules.items()))
+    out["shared"] = {name: {"version": constant_value(name, root),
+                            "files": {f: source_digest(root / f) for f in files}}
+                     for name, files in SHARED_VERSIONS.items()}
+    return out
+
+
+def constant_value(dotted: str, root: Path) -> str:
+    """The string a module-level `NAME = "..."` assigns, read from the source under `root` ("bench.pipeline.X")."""
+    module, _, name = dotted.rpartition(".")
+    rel = module_path(module, root)
+    tree = ast.parse((root / rel).read_text(encoding="utf-8"), filename=rel)
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
+                and isinstance(node.value, ast.Constant)):
+            return str(node.value.value)
+    raise ValueError(f"{rel} assigns no constant {name}")
+
+
+def shared_problems(recorded: dict, current: dict) -> list[str]:
+    """The SHARED_VERSIONS part of `problems`."""
+    out = []
+    for name, now in current.get("shared", {}).items():
+        before = recorded.get("shared", {}).get(name)
+        if before is None:
+            out.append(f"{name} is not in tests/data/code_versions.json: run `{UPDATE_COMMAND}`")
+        elif now["version"] != before["version"]:
+            out.append(f"{name} is {now['version']} but tests/data/code_versions.json records {before['version']}: "
+                       f"run `{UPDATE_COMMAND}` to record the bump")
+        elif now["files"] != before["files"]:
+            changed = ", ".join(f for f, d in now["files"].items() if before["files"].get(f) != d)
+            out.append(f"{changed} changed but {name} is still {now['version']}: bump it (or, for a change that "
+                       f"cannot move any output, run `{UPDATE_COMMAND}` and say why in the commit)")
     return out
 
 
@@ -186,7 +227,7 @@ def problems(recorded: dict, current: dict) -> list[str]:
         for name in old_kind:
             if name not in new_kind:
                 out.append(f"{kind[:-1]} {name!r} is recorded but no longer registered: run `{UPDATE_COMMAND}`")
-    return out
+    return out + shared_problems(recorded, current)
 
 
 def load_record(path: Path = RECORD) -> dict:
@@ -218,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     write_record(current)
     for line in found:
         print("recorded:", line.split(": bump it")[0].split(": run")[0])
-    print(f"wrote {RECORD.relative_to(REPO)} ({len(current['codecs'])} codecs, {len(current['metrics'])} metrics)")
+    print(f"wrote {RECORD.relative_to(REPO)} ({len(current['codecs'])} codecs, {len(current['metrics'])} metrics, "
+          f"{len(current['shared'])} shared steps)")
     return 0
 
 

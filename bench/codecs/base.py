@@ -271,8 +271,9 @@ class Codec:
 
     def fingerprint(self) -> str:
         """Hash of name, options, weights digest, bench and code version, device class and precision
-        (`runtime()`): the key of every cached output. Call it after `to(device)`."""
+        (`runtime()`) and the pipeline's CODING_VERSION: the key of every cached output. Call it after `to(device)`."""
         from bench import __version__
+        from bench.pipeline import CODING_VERSION, key_part
 
         blob = json.dumps(
             {
@@ -281,6 +282,7 @@ class Codec:
                 "weights": self.weights_digest(),
                 "code": f"{__version__}/{self.code_version}",
                 "runtime": self.runtime(),
+                **key_part(CODING_VERSION),  # loading, resampling, trimming around the codec (bench/pipeline.py)
             },
             sort_keys=True,
             default=str,

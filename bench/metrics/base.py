@@ -93,11 +93,14 @@ class Metric:
 
     def fingerprint(self) -> str:
         """`identity()@digest10`: the storage key of this metric's scores. The digest covers name, options
-        (runtime ones excepted), code_version and backend()."""
+        (runtime ones excepted), code_version, backend() and the pipeline's SCORING_VERSION."""
+        from bench.pipeline import SCORING_VERSION, key_part
+
         blob = json.dumps(
             {"name": self.name,
              "options": {k: v for k, v in self.options.items() if k not in self.RUNTIME_OPTIONS},
-             "code": self.code_version, "backend": self.backend()},
+             "code": self.code_version, "backend": self.backend(),
+             **key_part(SCORING_VERSION)},  # resampling and alignment before the metric (bench/pipeline.py)
             sort_keys=True, default=str)
         return f"{self.identity()}@{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
