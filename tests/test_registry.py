@@ -65,6 +65,7 @@ def test_codec_metadata_matches_class(name):
         options = ({"tiny": True} if entry.meta["needs_weights"] else {}) | (
             {"sample_rate": int(rate)} if len(rates) > 1 else {})
         meta = bench.load_codec(name, **options).meta
+        assert meta.licence == entry.meta["licence"], (name, meta.licence, entry.meta["licence"])  # list = reports
         for key in ("sample_rate", "channels", "frame_rate"):
             declared = _alternatives(entry.meta[key])
             got = None if getattr(meta, key) is None else round(float(getattr(meta, key)), 2)

@@ -54,7 +54,8 @@ CODECS.register(  # token_rate= 25/50/100 x vocab= 4096-32768; tiny: random-weig
     "semanticodec", "bench.codecs.semanticodec.codec:SemantiCodec",
     sample_rate=16000, channels=1, frame_rate="12.5|25|50",
     operating_points=(0.3125, 0.325, 0.3375, 0.35, 0.625, 0.65, 0.675, 0.7, 1.25, 1.3, 1.35, 1.4),
-    needs_weights=True, licence="MIT", description="SemantiCodec: AudioMAE semantic + acoustic tokens, diffusion decoder",
+    needs_weights=True, licence="MIT (official code); weights: see huggingface.co/haoheliu/SemantiCodec",
+    description="SemantiCodec: AudioMAE semantic + acoustic tokens, diffusion decoder",
 )
 CODECS.register(  # n_codebooks= 1-32 (1 semantic + acoustic), 2048 entries (11 bits) at 12.5 frames/s
     "mimi", "bench.codecs.mimi:Mimi",
@@ -88,7 +89,7 @@ CODECS.register(  # n_codebooks= 1-16 of 1024 entries (10 bits) at 25 frames/s: 
     "higgs", "bench.codecs.higgs:Higgs",
     sample_rate=24000, channels=1, frame_rate=25, operating_points=tuple(k * 0.25 for k in range(1, 17)),
     needs_weights=True, restricted_commercial=True,
-    licence="Boson Higgs Audio 2 Community License (RESTRICTED: commercial use capped at 100k annual active users)",
+    licence="Boson Higgs Audio 2 Community License (Llama-3-based; commercial use capped at 100k annual active users)",
     description="Higgs audio v2 tokenizer (Boson AI) via transformers: HuBERT + DAC encoders, RVQ",
 )
 
