@@ -1,5 +1,6 @@
 """The encoder's memory-stable passes (cold-start work, issue 15): chunked BiLSTM input projections and AudioMAE
-in groups of windows give the results of the unchunked passes, and a second batch of another shape reuses the
+in groups of windows give the results of the unchunked passes (and do run in those chunks and groups: counted
+per product and per pass), and a second batch of another shape reuses the
 prepared state (the packed W_hh copies) instead of redoing it. Tiny configurations; no timings asserted."""
 
 from __future__ import annotations
@@ -23,15 +24,29 @@ def _float64_reference(lstm: BiLSTM) -> torch.nn.LSTM:
     return ref
 
 
+def _projection_rows(monkeypatch) -> list[int]:
+    """Rows of every input-projection product the BiLSTM's oneDNN path makes, in call order."""
+    rows, real = [], onednn.linear
+    monkeypatch.setattr(onednn, "linear", lambda x, w, b=None: rows.append(x.shape[0]) or real(x, w, b))
+    return rows
+
+
+# PROJECTION_ROWS -> rows of each projection (batch 2, 11 steps; per layer the forward chunks, then the reverse
+# ones from the end): 1 step per chunk; 3 steps (6 rows) with a 2-step tail; 7 rows also give 3 steps; one chunk
+CHUNKS = {1: [2] * 11 + [2] * 11, 6: [6, 6, 6, 4] + [4, 6, 6, 6], 7: [6, 6, 6, 4] + [4, 6, 6, 6], 10**6: [22, 22]}
+
+
 @needs_onednn
-@pytest.mark.parametrize("rows", [1, 6, 7, 10**6])  # 1 step per chunk, uneven tails (3, 3, 3, 2 steps), one chunk
+@pytest.mark.parametrize("rows", list(CHUNKS))
 def test_bilstm_chunked_projection_matches_nn_lstm(monkeypatch, rows):
     torch.manual_seed(11)
     lstm = BiLSTM(12, 16, num_layers=3).eval()
     x = torch.randn(2, 11, 12)
     monkeypatch.setattr(lstm_module, "PROJECTION_ROWS", rows)
+    made = _projection_rows(monkeypatch)
     with torch.inference_mode():
         out, (h, c) = lstm(x)
+    assert made == CHUNKS[rows] * 3  # the oneDNN path ran, in chunks of PROJECTION_ROWS (3 layers)
     want, (wh, wc) = _float64_reference(lstm)(x.double())
     torch.testing.assert_close(out.double(), want, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(h.double(), wh, atol=1e-6, rtol=1e-5)
@@ -49,11 +64,16 @@ def test_bilstm_chunking_does_not_change_results(monkeypatch):
     torch.manual_seed(12)
     lstm = BiLSTM(24, 32, num_layers=2).eval()
     x = torch.randn(3, 40, 24)
+    made = _projection_rows(monkeypatch)
     with torch.inference_mode():
         monkeypatch.setattr(lstm_module, "PROJECTION_ROWS", 10**6)
         whole = lstm(x)[0]
+        assert made == [120] * 4  # 40 steps x 3 items in one product per layer and direction
+        made.clear()
         monkeypatch.setattr(lstm_module, "PROJECTION_ROWS", 9)
         chunked = lstm(x)[0]
+    # 9 rows -> 3 steps of 3 items: 13 chunks of 9 rows and a 1-step tail, first or last by direction
+    assert made == ([9] * 13 + [3] + [3] + [9] * 13) * 2
     torch.testing.assert_close(chunked, whole, atol=2e-7, rtol=0)
 
 
@@ -73,13 +93,21 @@ def _speechlike(n: int, seconds: float, seed: int) -> torch.Tensor:
 def test_audiomae_window_groups_match_one_pass(monkeypatch, tiny_codec):
     enc = tiny_codec.encoder
     fb = torch.randn(5, 1024, 128, generator=torch.Generator().manual_seed(3))
-    with torch.inference_mode():
-        monkeypatch.setattr(encoder_module, "MAE_WINDOWS", 10**6)
-        whole_feat = enc.semantic_features(fb)
-        whole_tokens = enc(fb)
-        monkeypatch.setattr(encoder_module, "MAE_WINDOWS", 2)  # groups of 2, 2, 1
-        grouped_feat = enc.semantic_features(fb)
-        grouped_tokens = enc(fb)
+    passes = []  # windows per AudioMAE pass
+    hook = enc.audiomae.register_forward_hook(lambda mod, inp, out: passes.append(inp[0].shape[0]))
+    try:
+        with torch.inference_mode():
+            monkeypatch.setattr(encoder_module, "MAE_WINDOWS", 10**6)
+            whole_feat = enc.semantic_features(fb)
+            whole_tokens = enc(fb)
+            assert passes == [5, 5]
+            passes.clear()
+            monkeypatch.setattr(encoder_module, "MAE_WINDOWS", 2)  # groups of 2, 2, 1
+            grouped_feat = enc.semantic_features(fb)
+            grouped_tokens = enc(fb)
+            assert passes == [2, 2, 1] * 2
+    finally:
+        hook.remove()
     torch.testing.assert_close(grouped_feat, whole_feat, atol=1e-6, rtol=1e-5)
     assert torch.equal(grouped_tokens, whole_tokens)
 
