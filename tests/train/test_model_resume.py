@@ -49,3 +49,50 @@ def test_frozen_cache_is_exact_and_bounded(tmp_path):
     cached = train_model(_cfg(tmp_path / "a", steps=8)).losses
     uncached = train_model(_cfg(tmp_path / "b", steps=8, frozen_cache_mb=0)).losses  # nothing fits: all recomputed
     np.testing.assert_allclose(uncached, cached, rtol=1e-6)
+
+
+class _CountingTrainer:
+    """Stands in for the trainer's frozen parts: each output row is a function of its audio row alone."""
+
+    def __init__(self):
+        self.rows: list[int] = []  # rows computed per call
+
+    def frozen(self, wave, lengths):
+        from bench.train.objective import Frozen
+
+        self.rows.append(wave.shape[0])
+        return Frozen(feat=wave[:, None, :4].clone(), sem=wave[:, None, :1].long(),
+                      cutoff=torch.tensor(lengths, dtype=torch.float64), mean=2 * wave[:, None, None, :4],
+                      logvar=-wave[:, None, None, :4])
+
+
+def test_frozen_cache_keys_by_crop_and_keeps_to_its_budget():
+    """Known answers for `_FrozenCache`: a (clip, start) crop seen before is not recomputed, another start of the
+    same clip is, each row gets its own crop's outputs in batch order, and a full budget stores nothing more."""
+    from bench.train.data import Batch
+    from bench.train.model import _FrozenCache
+
+    def batch(*keys):  # each crop's audio is distinct: row values clip + start / 10**4
+        wave = np.stack([np.full(8, c + s / 1e4, np.float32) for c, s in keys])
+        return Batch(wave, [8 - c for c, _ in keys], list(keys))
+
+    def want(b):  # the frozen outputs computed afresh
+        return _CountingTrainer().frozen(torch.from_numpy(b.wave), b.lengths)
+
+    trainer = _CountingTrainer()
+    entry = 4 * 4 + 8 + 8 + 4 * 4 + 4 * 4  # bytes of one crop's outputs (feat, sem, cutoff, mean, logvar)
+    cache = _FrozenCache(trainer, True, max_mb=2 * entry / 2**20)  # room for two crops
+    for keys, computed in (([(0, 0), (1, 2560)], [2]),
+                           ([(1, 2560), (0, 5120)], [2, 1]),  # (0, 5120): same clip, another crop
+                           ([(0, 5120), (0, 0), (1, 2560)], [2, 1, 1])):  # (0, 5120) did not fit: again
+        b = batch(*keys)
+        got = cache(b, "cpu")
+        assert trainer.rows == computed, keys
+        ref = want(b)
+        for f in ("feat", "sem", "cutoff", "mean", "logvar"):
+            assert torch.equal(getattr(got, f), getattr(ref, f)), (keys, f)
+    assert sorted(cache.store) == [(0, 0), (1, 2560)] and cache.used == 2 * entry
+    off = _FrozenCache(trainer, False)
+    off(batch((0, 0)), "cpu")
+    off(batch((0, 0)), "cpu")
+    assert trainer.rows[-2:] == [1, 1] and off.store == {}
