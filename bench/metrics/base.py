@@ -81,10 +81,11 @@ class Metric:
         return float(np.mean(values)) if values else float("nan")
 
     def identity(self) -> str:
-        """Name plus every option that changes the numbers (part of each stored score's key)."""
+        """Name plus every option that changes the numbers (part of each stored score's key): all options but
+        RUNTIME_OPTIONS (threads, device, ... : they enter the key through `backend()` where they matter)."""
         from bench.registry import format_spec
 
-        return format_spec(self.name, self.options)
+        return format_spec(self.name, {k: v for k, v in self.options.items() if k not in self.RUNTIME_OPTIONS})
 
     def backend(self) -> dict[str, Any]:
         """What computes the numbers besides this code: package versions, model names and file digests,

@@ -127,11 +127,6 @@ class DNSMOS(Metric):
                         "the reference row is the uncoded audio's own score"),
             floor=True)
 
-    def identity(self) -> str:
-        from bench.registry import format_spec
-
-        return format_spec(self.name, {k: v for k, v in self.options.items() if k not in self.RUNTIME_OPTIONS})
-
     def backend(self) -> dict[str, Any]:
         """speechmos (scoring procedure and model files, with their sha256), onnxruntime and librosa (the
         P.808 mel spectrogram) versions."""

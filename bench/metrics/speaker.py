@@ -150,11 +150,6 @@ class SpeakerSimilarity(Metric):
             definition=(f"cosine similarity of {HUB_REPO} x-vectors (transformers {package_version('transformers')} "
                         "WavLMForXVector) of reference and reconstruction at 16 kHz"))
 
-    def identity(self) -> str:
-        from bench.registry import format_spec
-
-        return format_spec(self.name, {k: v for k, v in self.options.items() if k not in self.RUNTIME_OPTIONS})
-
     def weights_available(self) -> bool:
         """Whether the model folder holds a loadable model (the default run leaves the metric out otherwise)."""
         return model_files(self.folder) is not None

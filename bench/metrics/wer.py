@@ -308,12 +308,6 @@ class WER(Metric):
                         "Whisper's EnglishTextNormalizer; jiwer 4; task value = total errors / total words"),
             needs_text=True, floor=True)
 
-    def identity(self) -> str:
-        """`wer:backend=...,model=...` always (the ASR model is part of what the number means)."""
-        from bench.registry import format_spec
-
-        return format_spec(self.name, {k: v for k, v in self.options.items() if k not in self.RUNTIME_OPTIONS})
-
     def backend(self) -> dict[str, Any]:
         """The ASR behind the words: packages and their versions, the model and a digest of its files, the
         device class and the compute type (computed once per metric object)."""
