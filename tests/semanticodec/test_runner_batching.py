@@ -139,13 +139,25 @@ def test_probe_only_run_encodes_but_never_decodes(tmp_path, monkeypatch):
 def test_batches_sent_to_worker_processes_equal_the_in_process_run(audio_dir, tmp_path, monkeypatch):
     """jobs=2: batches of `batch_items` go to worker processes (bench.runner:_worker_batch), same numbers."""
     from bench import runner
+    from bench.executors.local import LocalPool
 
-    sent = []
+    sent, jobs = [], []
     run_remote = runner._run_remote
     monkeypatch.setattr(runner, "_run_remote", lambda pool, codec, todo, record: (
-        sent.append(runner.batch_size(codec)), run_remote(pool, codec, todo, record))[1])
+        sent.append(len(todo)), run_remote(pool, codec, todo, record))[1])
+    pool_run = LocalPool.run
+
+    def recording_run(self, todo):
+        todo = list(todo)
+        jobs.extend((key, target) for key, target, _ in todo)
+        return pool_run(self, todo)
+
+    monkeypatch.setattr(LocalPool, "run", recording_run)
     bench.run(codecs=[SPEC], tasks=[f"files:{audio_dir}"], metrics=["mel"], out=tmp_path / "remote", jobs=2)
-    assert sent == [SemantiCodec.batch_items]
+    assert sent == [10]  # every item of the folder, good and bad, went to the workers
+    # in jobs of batch_items (8) items each, run by _worker_batch: ids 8 + 2, not 10 one-item jobs
+    assert [target for _, target in jobs] == ["bench.workers:_worker_batch"] * 2, jobs
+    assert [len(key) for key, _ in jobs] == [SemantiCodec.batch_items, 2]
     bench.run(codecs=[SPEC], tasks=[f"files:{audio_dir}"], metrics=["mel"], out=tmp_path / "local", jobs=1)
     enc_r, mel_r, fail_r = _rows(tmp_path / "remote")
     enc_l, mel_l, fail_l = _rows(tmp_path / "local")
