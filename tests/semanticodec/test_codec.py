@@ -128,7 +128,9 @@ def test_bf16_encode_close_and_bad_precision(codec):
     a = torch.from_numpy(tone(2.0))[None, None]
     fast = SemantiCodec(tiny=True, token_rate=100, vocab=4096, precision="bf16")
     same = (fast.encode(a).codes == codec.encode(a).codes).float().mean().item()
-    assert 0.5 < same <= 1.0  # autocast: close to, not identical with, float32
+    # autocast: close to, not identical with, float32 (measured 0.957: 9 of 208 tokens differ); equal codes would
+    # mean the precision option never reached the encoder
+    assert 0.5 < same < 1.0
     with pytest.raises(CodecError, match="fp32, bf16 or fp16"):
         SemantiCodec(tiny=True, precision="int8")
 
