@@ -12,14 +12,46 @@ from bench.codecs.semanticodec.lstm import BiLSTM
 needs_onednn = pytest.mark.skipif(not onednn.available(), reason="this PyTorch build has no oneDNN linear ops")
 
 
+class _CountingOps:
+    """torch.ops.mkldnn, counting the oneDNN products taken (`linear` and `linear_add` both go through it)."""
+
+    def __init__(self, ops):
+        self._ops, self.products = ops, 0
+
+    @property
+    def _linear_pointwise(self):
+        self.products += 1
+        return self._ops._linear_pointwise
+
+    def __getattr__(self, name):
+        return getattr(self._ops, name)
+
+
+@pytest.fixture
+def ops(monkeypatch) -> _CountingOps:
+    counting = _CountingOps(onednn._OPS)
+    monkeypatch.setattr(onednn, "_OPS", counting)
+    return counting
+
+
+@pytest.fixture
+def fast_calls(monkeypatch) -> list:
+    """Input shapes of every BiLSTM forward that took the oneDNN path (the fallback is nn.LSTM, which matches the
+    float64 references just as well, so the results alone cannot tell which path ran)."""
+    calls, fast = [], BiLSTM._forward_onednn
+    monkeypatch.setattr(BiLSTM, "_forward_onednn", lambda self, x: calls.append(tuple(x.shape)) or fast(self, x))
+    return calls
+
+
 @needs_onednn
 @pytest.mark.parametrize("bias", [True, False])
-def test_linear_matches_float64(bias):
+def test_linear_matches_float64(bias, ops):
     torch.manual_seed(0)
     x, w = torch.randn(3, 70, 96), torch.randn(200, 96) / 10
     b = torch.randn(200) if bias else None
     with torch.inference_mode():
         got = onednn.linear(x, w, b)
+    assert ops.products == 1  # the oneDNN product, not the F.linear fallback
     want = F.linear(x.double(), w.double(), None if b is None else b.double())
     assert got.shape == (3, 70, 200) and got.dtype == torch.float32
     torch.testing.assert_close(got.double(), want, atol=2e-6, rtol=1e-6)
@@ -34,7 +66,11 @@ def test_linear_add_with_packed_weight():
     torch.testing.assert_close(got.double(), x.double() @ w.double().T + other.double(), atol=2e-5, rtol=1e-6)
 
 
-def test_linear_falls_back_where_onednn_does_not_apply():
+def test_linear_falls_back_where_onednn_does_not_apply(monkeypatch):
+    have = onednn.available()
+    if have:
+        counting = _CountingOps(onednn._OPS)
+        monkeypatch.setattr(onednn, "_OPS", counting)
     torch.manual_seed(2)
     layer = onednn.Linear(16, 8)
     x = torch.randn(4, 16, requires_grad=True)
@@ -50,6 +86,8 @@ def test_linear_falls_back_where_onednn_does_not_apply():
             assert torch.equal(layer(x), F.linear(x, layer.weight, layer.bias))
         finally:
             torch.backends.mkldnn.enabled = True
+    if have:
+        assert counting.products == 0  # autograd, autocast, float64, oneDNN disabled: no oneDNN product
 
 
 def _reference(lstm: BiLSTM) -> torch.nn.LSTM:
@@ -81,7 +119,7 @@ def test_bilstm_fast_path_matches_nn_lstm(monkeypatch):
 
 
 @needs_onednn
-def test_bilstm_sees_new_weights():
+def test_bilstm_sees_new_weights(fast_calls):
     """The packed copy of W_hh follows in-place weight changes (e.g. a checkpoint loaded after a first run)."""
     torch.manual_seed(4)
     lstm = BiLSTM(8, 16, num_layers=1).eval()
@@ -94,6 +132,7 @@ def test_bilstm_sees_new_weights():
         after = lstm(x)[0]
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after.double(), _reference(lstm)(x.double())[0], atol=1e-6, rtol=1e-5)
+    assert fast_calls == [(2, 10, 8)] * 2  # both runs on the oneDNN path (with its packed W_hh)
 
 
 def test_bilstm_keeps_autograd_and_initial_state():
@@ -132,7 +171,7 @@ def _random_state(module: torch.nn.Module, seed: int) -> dict:
 
 @needs_onednn
 @pytest.mark.parametrize("edit", ["copy_", "load_state_dict"])
-def test_bilstm_built_under_inference_mode_follows_in_place_edits(edit):
+def test_bilstm_built_under_inference_mode_follows_in_place_edits(edit, fast_calls):
     """Inference tensors have no version counter: a packed W_hh keyed by storage alone went stale (0.2 off)."""
     torch.manual_seed(6)
     x = torch.randn(2, 12, 8)
@@ -146,6 +185,7 @@ def test_bilstm_built_under_inference_mode_follows_in_place_edits(edit):
         else:
             lstm.load_state_dict(new)
         got = lstm(x)[0]
+    assert fast_calls == [(2, 12, 8)] * 2  # inference-tensor weights take the oneDNN path too (packed per call)
     ref = torch.nn.LSTM(8, 16, 2, batch_first=True, bidirectional=True).double()
     ref.load_state_dict({k: v.double() for k, v in new.items()})
     torch.testing.assert_close(got.double(), ref(x.double())[0], atol=1e-6, rtol=1e-5)
