@@ -171,10 +171,10 @@ def test_padding_cutoff_known_answers():
 def test_acoustic_ids_mark_out_padding(tiny):
     feat = torch.randn(1, 512, tiny.cfg.feature_dim)
     sem = tiny.semantic_ids(feat)
-    frac = 300 / 1024
+    frac = 301 / 1024  # 150.5 of 512 rows: the official ceil keeps row 150 (a whole 300 / 1024 hid floor/round)
     got = tiny.acoustic_ids(feat.clone(), sem, torch.tensor([frac], dtype=torch.float64))
     x = torch.cat([feat, tiny.centroids[sem]], -1)
-    x[0, math.ceil(512 * frac):] = -1.0
+    x[0, 151:] = -1.0
     with torch.no_grad():
         want = tiny.quantizer.indices(tiny.encoder_output_linear(tiny.encoder(x)[0]))
     assert torch.equal(got, want)
