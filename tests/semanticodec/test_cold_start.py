@@ -120,7 +120,7 @@ def test_second_batch_of_other_shape_reuses_prepared_state(tiny_codec):
     first = _speechlike(2, 3.0, seed=1)
     codec.encode(first)
     packed = {k: v[2] for k, v in lstm._packed._entries.items()}
-    if onednn.usable(lstm.weight_hh_l0):
+    if onednn.available():  # not `usable()`: a path that never packs makes it false, and the reuse check vacuous
         assert len(packed) == 2 * lstm.num_layers
     second = torch.zeros(3, 1, 16000 * 13)
     second[:2, :, : first.shape[-1]] = first
