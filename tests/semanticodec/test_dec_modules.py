@@ -115,9 +115,13 @@ def test_vocoder_matches_plain_conv1d_restatement():
             p.copy_(torch.randn(p.shape, generator=g) * 0.05)
     mel = torch.randn(2, 64, 12, generator=g)
     want = _vocoder_restated(voc, mel)
+    convs = [m for m in voc.modules() if isinstance(m, (torch.nn.Conv1d, torch.nn.ConvTranspose1d))]
     with torch.inference_mode():
         got = voc(mel)
+        assert len(voc._kernels) == len(convs) == 1 + 5 + 5 * 2 * 6 + 1  # pre, 5 ups, 2 resblocks of 3 + 3 per up, post
+        kernels = {id(m): voc._kernels._entries[m][2] for m in convs}  # one channels-last copy per convolution
         again = voc(mel)  # cached kernels
+    assert all(voc._kernels._entries[m][2] is kernels[id(m)] for m in convs)  # reused, not remade
     torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
     assert torch.equal(got, again)
     with torch.no_grad():  # changed weights are seen (the kernel cache follows the parameter's version)
