@@ -26,6 +26,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from bench.fsutil import share
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 3
@@ -360,6 +362,7 @@ class ResultStore:
         """Write decoded audio `[C, T]` and codes atomically (temp file, fsync, rename)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        share(fd)  # readable as an open() would make it, not 0600
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, audio=audio.astype(np.float32),

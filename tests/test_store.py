@@ -415,3 +415,20 @@ def test_cells_carry_a_portable_manifest_of_their_items(tmp_path, audio_dir):
 def test_one_task_twice_in_a_run_is_refused(tmp_path, audio_dir):
     with pytest.raises(ValueError, match="named twice"):
         bench.run(codecs="gain", tasks=[f"files:{audio_dir}", f"files:{audio_dir}/"], metrics="l1", out=tmp_path / "ws")
+
+
+def test_files_renamed_into_place_get_the_umask_mode_not_0600(tmp_path):
+    import os
+    import stat
+
+    from bench.reports import atomic
+
+    old = os.umask(0o022)
+    try:
+        report = atomic.write_text(tmp_path / "report.md", "x")
+        cache = tmp_path / "ws" / "cache" / "a.npz"
+        ResultStore.save_output(cache, np.zeros((1, 16), np.float32), None, 16000, 1.0)
+    finally:
+        os.umask(old)
+    for path in (report, cache):  # what a colleague or a web server reading bench-out/ needs
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, (path, oct(path.stat().st_mode))

@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable
 
+from bench.fsutil import share
+
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
@@ -58,6 +60,7 @@ def _write_cache(where: Path, key: str, digest: str) -> None:
         files = {k: v for k, v in files.items() if Path(k.split("|", 1)[0]).exists()}  # forget deleted files
         files[key] = digest
         fd, tmp = tempfile.mkstemp(dir=where.parent, prefix=".sha256-", suffix=".json")
+        share(fd)  # readable as an open() would make it, not 0600
         with os.fdopen(fd, "w") as f:
             json.dump({"version": CACHE_VERSION, "files": files}, f, indent=0, sort_keys=True)
         os.replace(tmp, where)

@@ -32,6 +32,7 @@ from bench.codecs.weights import (
     bench_home,
     weights_dir,
 )
+from bench.fsutil import share
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def _write_pins(data: dict[str, Any]) -> None:
     path = pins_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    share(fd)  # readable as an open() would make it, not 0600
     with os.fdopen(fd, "w") as f:
         f.write(json.dumps(data, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)

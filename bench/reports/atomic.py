@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from bench.fsutil import share
+
 log = logging.getLogger(__name__)
 
 
@@ -40,6 +42,7 @@ def replacing(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    share(fd)  # readable as an open() would make it, not 0600
     os.close(fd)
     tmp = Path(name)
     try:

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.fsutil import share
+
 STATE_FILE = "train_state.pt"
 CONFIG_FILE = "config.json"
 STATE_VERSION = 1
@@ -52,6 +54,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], binary: bool = 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    share(fd)  # readable as an open() would make it, not 0600
     try:
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)

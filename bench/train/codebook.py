@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.fsutil import share
+
 log = logging.getLogger(__name__)
 
 INIT_METHODS = ("random", "kmeans++", "afkmc2")
@@ -163,6 +165,7 @@ def write_codebook(table: np.ndarray, path: str | Path, token_rate: int, vocab: 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy", dir=path.parent)
+    share(fd)  # readable as an open() would make it, not 0600
     try:
         with os.fdopen(fd, "wb") as fh:
             np.save(fh, table)
