@@ -155,3 +155,29 @@ class ItemCount(Metric):
     def evaluate(self, codec, task, items=None, decoded=None):
         items = items if items is not None else task.items()
         return {"count": float(len(items)), "n": len(items)}
+
+
+class MusicOnly(Peak):
+    """Peak that applies to music only: on a speech or sound task it scores no item (n=0, value None)."""
+
+    name = "musiconly"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.meta = MetricMeta("musiconly", 16000, True, domains=("music",))
+
+    def score(self, ref, rec, sample_rate, item=None):
+        return {"musiconly": super().score(ref, rec, sample_rate, item)["peak"]}
+
+
+class AlwaysFails(L1):
+    """A metric that raises on every item (n=0, every item a recorded failure)."""
+
+    name = "alwaysfails"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.meta = MetricMeta("alwaysfails", 8000, False, definition="raises")
+
+    def score(self, ref, rec, sample_rate, item=None):
+        raise RuntimeError("planted metric failure")

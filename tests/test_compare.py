@@ -149,3 +149,34 @@ def test_malformed_summary_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch,
     assert "error: " + message in err
     assert main(["compare", "missing.json", "cur.json"]) == 2
     assert "missing.json: no such file; make it with `bench export`" in capsys.readouterr().err
+
+
+def test_a_metric_with_no_value_on_both_sides_is_not_a_regression():
+    # wer on a music task: n=0, n_failed=0, value None in both summaries (the metric does not apply)
+    row = {"label": "c", "task": "demo-music", "metric": "wer", "metric_name": "wer", "higher_is_better": False,
+           "n": 0, "n_failed": 0, "value": None}
+    scored = dict(row, task="demo-speech", value=0.25, n=3)
+    summary = {"rows": [row, scored]}
+    diffs = compare(summary, json.loads(json.dumps(summary)))
+    assert [d.status for d in diffs] == ["no value", "ok"]
+    assert not any(d.regression or d.status == "missing" for d in diffs)
+    # a value that disappears is still missing; one that appears is still new
+    assert compare({"rows": [scored]}, {"rows": [dict(scored, value=None)]})[0].status == "missing"
+    assert compare({"rows": [dict(scored, value=None)]}, {"rows": [scored]})[0].status == "new"
+    # no value on either side, but items now fail where none did: still a problem
+    failing = compare({"rows": [row]}, {"rows": [dict(row, n_failed=3)]})[0]
+    assert failing.status == "MORE FAILURES" and failing.regression
+
+
+def test_compare_with_own_export_passes_when_a_metric_does_not_apply(monkeypatch, audio_dir, tmp_path, capsys):
+    fakes.install(monkeypatch)
+    from bench.metrics import METRICS
+
+    monkeypatch.setitem(METRICS._entries, "musiconly", fakes.Entry("musiconly", "fakes:MusicOnly", {}))
+    ws = tmp_path / "ws"
+    bench.run(codecs=["gain"], tasks=[f"files:{audio_dir}"], metrics=["l1", "musiconly"], out=ws, jobs=1)
+    base = _export(ws, tmp_path / "base.json")
+    assert any(r["metric"] == "musiconly" and r["value"] is None and r["n"] == 0 for r in base["rows"])
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "base.json"), "--out", str(ws)]) == 0
+    assert "no regression beyond tolerance" in capsys.readouterr().out

@@ -134,7 +134,8 @@ class Diff:
     baseline: float | None
     current: float | None
     tolerance: str
-    status: str  # "ok", "better", "missing", "new", or the problems joined: "REGRESSION", "FEWER ITEMS", ...
+    status: str  # "ok", "better", "missing", "new", "no value" (none on either side), or the problems
+    # joined: "REGRESSION", "FEWER ITEMS", ...
     baseline_n: int | None = None
     current_n: int | None = None
     baseline_failed: int | None = None
@@ -188,7 +189,13 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], tolerances: dict[
         tol_text = f"{tol:g}" if kind == "abs" else f"{100 * tol:g}%"
         problems: list[str] = []
         allowed: list[str] = []
-        if c is None or c["value"] is None:
+        if b is not None and c is not None and b["value"] is None and c["value"] is None:
+            # no value on either side (WER on music: the metric applies to no item): nothing to compare, but
+            # items that newly fail are still a problem
+            if (c.get("n_failed") or 0) > (b.get("n_failed") or 0):
+                (allowed if allow_failures else problems).append("MORE FAILURES")
+            status = ", ".join(problems) if problems else "no value"
+        elif c is None or c["value"] is None:
             status = "missing"
         elif b is None or b["value"] is None:
             status = "new"
