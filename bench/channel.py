@@ -47,7 +47,7 @@ own (their decoders take whatever codes they are given), so they offer `repeat` 
 
 Identity: a channel is part of the result identity. `ChannelCodec.fingerprint()` hashes the inner codec's
 fingerprint, the channel's full canonical spec (every option, concealment resolved) and CHANNEL_VERSION; the
-label reads `opus:kbps=6 | loss=0.1,burst=2`; `meta.channel` (stored with the codec) holds the options, the
+label reads `opus:kbps=6 [loss=0.1,burst=2]`; `meta.channel` (stored with the codec) holds the options, the
 inner codec's label and fingerprint, and the frames per packet. Measured bitrates stay those of the bitstream
 sent (the encoder does not know about the channel). `code_version` is the inner codec's, so the report judges
 the rows' staleness by the inner codec's class; a change to this module that can move outputs bumps

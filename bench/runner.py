@@ -36,7 +36,8 @@ from bench.store import REFERENCE, ResultStore
 
 log = logging.getLogger(__name__)
 
-# Metrics a run uses when none are named: every registered item-level metric that can be built here.
+# Metrics a run uses when none are named: the item-level metrics of the headline tables (estoi and mel-dac,
+# variants of stoi and mel, and the task-level probe run when named).
 DEFAULT_METRICS = ("visqol", "wer", "mel", "stft", "pesq", "stoi", "sisdr", "dnsmos", "warpq", "spk-sim")
 
 
