@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -97,3 +98,41 @@ def test_shards_and_merge_from_the_command_line(tmp_path, audio_dir):
     assert _rows(tmp_path / "m") == _rows(tmp_path / "whole")
     assert (tmp_path / "m" / "report" / "report.md").exists()
     assert main(["merge", str(tmp_path / "s1"), "--out", str(tmp_path / "m2"), "--no-report"]) == 2  # 2/2 missing
+
+
+def _no_nan(text):
+    def refuse(constant):
+        raise ValueError(f"export wrote {constant}, which is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_a_shard_and_a_merge_keep_the_task_domain_in_reports_and_exports(tmp_path, capsys):
+    # a shard stores the other shards' items with only a signature (no domain): the domain must come from the
+    # items that have one, the export must stay valid JSON, and the report title must name the domain
+    from bench.cli import main
+    from bench.reports.build import write_report
+
+    run = dict(codecs=["gain"], tasks=["demo-speech"], metrics=["l1"], limit=6, jobs=1)
+    for k in (1, 2):
+        bench.run(out=tmp_path / f"s{k}", shard=f"{k}/2", **run)
+    merge([tmp_path / "s1", tmp_path / "s2"], tmp_path / "merged")
+    for ws in ("s1", "merged"):
+        capsys.readouterr()
+        assert main(["export", "--out", str(tmp_path / ws)]) == 0
+        summary = _no_nan(capsys.readouterr().out)
+        assert summary["rows"] and {r["domain"] for r in summary["rows"]} == {"speech"}, ws
+        md = write_report(ResultStore(tmp_path / ws, readonly=True), tmp_path / ws / "report",
+                          html=False)["markdown"].read_text()
+        assert "### demo-speech (speech)" in md and "(nan)" not in md, ws
+
+
+def test_export_never_writes_nan(tmp_path):
+    import pandas as pd
+
+    from bench.reports.compare import export_summary
+
+    row = {"codec": "c", "label": "c", "options": "{}", "fingerprint": "fp", "task": "t", "domain": float("nan"),
+           "metric": "m", "metric_name": "m", "metric_key": "m@1", "value": float("nan"), "higher_is_better": True,
+           "n": 0, "n_failed": 0, "bitrate_kbps": float("nan"), "random_weights": False}
+    summary = _no_nan(json.dumps(export_summary(pd.DataFrame([row]))))
+    assert summary["rows"][0]["domain"] is None and summary["rows"][0]["value"] is None

@@ -60,7 +60,7 @@ def export_summary(frame, environment: dict[str, Any] | None = None) -> dict[str
     for r in frame.to_dict("records"):
         row = {
             "codec": r["codec"], "label": r["label"], "options": r["options"], "fingerprint": r["fingerprint"],
-            "task": r["task"], "domain": r["domain"], "metric": r["metric"], "metric_name": r["metric_name"],
+            "task": r["task"], "domain": _text(r["domain"]), "metric": r["metric"], "metric_name": r["metric_name"],
             "metric_key": _text(r.get("metric_key")) or r["metric"],
             "value": _number(r["value"]),
             "higher_is_better": bool(r["higher_is_better"]), "n": int(r["n"]), "n_failed": int(r["n_failed"]),
@@ -73,7 +73,8 @@ def export_summary(frame, environment: dict[str, Any] | None = None) -> dict[str
         for key in ("n_test", "ci_low", "ci_high"):
             if _number(r.get(key)) is not None:
                 row[key] = _number(r[key])
-        rows.append(row)
+        # never NaN in the JSON (json.dumps would write the bare token NaN, which is not JSON): null instead
+        rows.append({k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()})
     import bench
 
     return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, "bench_version": bench.__version__,

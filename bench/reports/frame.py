@@ -75,7 +75,9 @@ def summary_frame(store: ResultStore, fingerprints: list[str] | None = None, tas
     rates = store.bitrates()
     cells = cells.merge(rates[["fingerprint", "task", "bits_per_second", "tokens_per_second"]], on=["fingerprint", "task"], how="left")
     items = store.items_frame()
-    domains = items.groupby("task").domain.agg(lambda d: d.iloc[0] if d.nunique() == 1 else "mixed")
+    # from the items that have a domain: a shard stores the other shards' items with only a signature
+    domains = items.dropna(subset=["domain"]).groupby("task").domain.agg(
+        lambda d: d.iloc[0] if d.nunique() == 1 else "mixed")
     rows, channel_versions = [], []
     for r in cells.to_dict("records"):
         codec_meta, metric_meta, extra = _json(r.get("codec_meta")), _json(r.get("metric_meta")), _json(r.get("extra"))
