@@ -43,8 +43,42 @@ def test_preset_codecs_without_weights_are_left_out_and_names_are_checked(monkey
         available_codecs(SEMANTICODEC_PAPER)
     with pytest.raises(ValueError, match="did you mean 'semanticodec-paper'"):
         get_preset("semanticodec-papr")
-    with_weights = available_codecs(SEMANTICODEC_PAPER, weights=str(tmp_path))
-    # SemantiCodec looks inside the folder (empty here: left out); Encodec and DAC find out when they load it
-    assert not [s for s in with_weights if s.startswith("semanticodec")]
-    assert f"encodec:bandwidth=3,weights={tmp_path}" in with_weights and len(with_weights) == 4
+    # SemantiCodec looks inside the folder (empty here: left out); Encodec and DAC, which cannot, are checked in the
+    # cache (empty too), not kept to fail at load with "no weights found in DIR"
+    with pytest.raises(ValueError, match="no codec of it has weights here"):
+        available_codecs(SEMANTICODEC_PAPER, weights=str(tmp_path))
     assert "semanticodec-paper" in PRESETS
+
+
+def _semanticodec_layout(root, token_rate: int, vocab: int) -> None:
+    """The three files of one SemantiCodec point in the official layout (empty: only their presence is checked)."""
+    rate = root / f"semanticodec_tokenrate_{token_rate}"
+    rate.mkdir(parents=True)
+    (rate / "encoder.ckpt").touch()
+    (rate / "decoder.ckpt").touch()
+    book = root / "codebook_idx" / f"combine_{512 // (100 // token_rate)}_audioset_dominate"
+    book.mkdir(parents=True, exist_ok=True)
+    (book / f"codebook_{vocab // 2}_0.npy").touch()
+
+
+def test_preset_weights_folder_goes_only_to_the_codecs_it_fits(monkeypatch, tmp_path, caplog):
+    # --weights DIR with SemantiCodec's layout: once it went on Encodec and DAC too, which cannot look inside a
+    # folder, so they were kept and every run ended "encodec (24khz): no weights found in DIR"
+    monkeypatch.setenv("BENCH_HOME", str(tmp_path / "home"))  # an empty cache
+    weights = tmp_path / "W"
+    _semanticodec_layout(weights, 100, 32768)  # the 1.40 kbps row only
+    with caplog.at_level("WARNING", logger="bench.tasks.presets"):
+        chosen = available_codecs(SEMANTICODEC_PAPER, weights=str(weights))
+    assert chosen == [f"semanticodec:token_rate=100,vocab=32768,weights={weights}"]
+    left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert len(left_out) == 6 and any(m.startswith("preset semanticodec-paper: encodec:bandwidth=3 left out")
+                                      for m in left_out), left_out
+    assert not any("weights=" in m for m in left_out)  # each names the preset's own spec
+    # a codec whose weights are in the cache is kept, without the folder that is not its own
+    cache = tmp_path / "home" / "weights" / "encodec" / "24khz"
+    cache.mkdir(parents=True)
+    (cache / "config.json").write_text("{}")
+    (cache / "model.safetensors").touch()
+    chosen = available_codecs(SEMANTICODEC_PAPER, weights=str(weights))
+    assert chosen == [f"semanticodec:token_rate=100,vocab=32768,weights={weights}", "encodec:bandwidth=3",
+                      "encodec:bandwidth=1.5"]

@@ -8,7 +8,6 @@ modules for the folder names) unless a root is given in the task name.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
 from dataclasses import dataclass
@@ -75,24 +74,33 @@ PRESETS = {p.name: p for p in (SEMANTICODEC_PAPER,)}
 
 
 def available_codecs(preset: Preset, weights: str | None = None) -> list[str]:
-    """The preset's codecs whose weights are on this machine (in the cache, or in `weights`, a folder in the
-    official layout, for the codecs that need weights); the others are named in one warning each."""
+    """The preset's codecs whose weights are on this machine; the others are named in one warning each.
+
+    `weights` (a folder in a codec's official layout, e.g. SemantiCodec's) goes to the codecs that can look inside
+    it and find their files there; every other codec (one whose check cannot look inside a folder, such as Encodec
+    and DAC, or one whose files are not in it) is kept only when its weights are in the cache."""
     from bench.codecs import CODECS
     from bench.registry import format_spec, parse_spec
 
     out = []
     for spec in preset.codecs:
         name, options = parse_spec(spec)
-        if weights and CODECS.entry(name).meta.get("needs_weights"):
-            options["weights"] = weights
-            spec = format_spec(name, options)
-        available = getattr(CODECS.get(name), "weights_available", None)
-        if available is not None and "weights" in options and "weights" not in inspect.signature(available).parameters:
-            available = None  # no way to look inside the folder without loading: the load says what is missing
-        if available is not None:  # pass the options that pick a variant (sample_rate, token_rate, vocab)
-            accepted = inspect.signature(available).parameters
-            available = functools.partial(available, **{k: v for k, v in options.items() if k in accepted})
-        if available is None or available():
+        cls = CODECS.get(name)
+        check = getattr(cls, "weights_available", None)
+        if check is None:
+            out.append(spec)
+            continue
+        accepted = inspect.signature(check).parameters
+        # pass the options that pick a variant (token_rate, vocab; sample_rate as a NeuralCodec's `variant`)
+        kwargs = {k: v for k, v in options.items() if k in accepted}
+        variant_option = getattr(cls, "variant_option", None)
+        if "variant" in accepted and variant_option in options:
+            kwargs.setdefault("variant", options[variant_option])
+        kwargs.pop("weights", None)
+        if weights and CODECS.entry(name).meta.get("needs_weights") and "weights" in accepted \
+                and check(**kwargs, weights=weights):
+            out.append(format_spec(name, {**options, "weights": weights}))
+        elif check(**kwargs):  # in the cache
             out.append(spec)
         else:
             log.warning("preset %s: %s left out: its weights are not here (bench weights fetch %s)", preset.name,
