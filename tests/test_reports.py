@@ -288,3 +288,30 @@ def test_two_keys_of_one_metric_are_never_averaged_together(tmp_path):
     assert "1.500" not in headline  # the mean of a's two keys
     mel = [c for c in table.columns if c.startswith("mel") and not c.endswith((" n", " lo", " hi", " mark"))]
     assert all(table.loc["a", c] in (1.0, 2.0) or pd.isna(table.loc["a", c]) for c in mel), table[mel]
+
+
+def test_a_metric_that_failed_on_every_item_keeps_its_column_and_its_failures(monkeypatch, audio_dir, tmp_path):
+    """n=0 with recorded failures is not "does not apply": the column stays ("-", n=0, k failed) and `failed`
+    counts its failures, as failures.csv lists them; a metric that applies to no item (n=0, all skipped) goes."""
+    from bench.metrics import METRICS
+
+    fakes.install(monkeypatch)
+    monkeypatch.setitem(METRICS._entries, "alwaysfails", fakes.Entry("alwaysfails", "fakes:AlwaysFails", {}))
+    monkeypatch.setitem(METRICS._entries, "musiconly", fakes.Entry("musiconly", "fakes:MusicOnly", {}))
+    res = bench.run(codecs=["gain"], tasks=[f"files:{audio_dir}"], metrics=["l1", "alwaysfails", "musiconly"],
+                    out=tmp_path / "ws", jobs=1)
+    paths = write_report(res.store, tmp_path / "ws" / "report", html=False)
+    failures = pd.read_csv(paths["failures"], keep_default_na=False)  # an item is named "nan"
+    gain = failures[failures.fingerprint != "reference"]
+    # the reference: every item that failed for gain (5 that do not load, 5 loaded ones where alwaysfails raised)
+    assert gain["item"].nunique() == 10 and gain.metric.str.startswith("alwaysfails@").sum() == 5
+    md = paths["markdown"].read_text()
+    table = md.split("## Per task", 1)[1]
+    head = next(line for line in table.splitlines() if line.startswith("| codec"))
+    assert "alwaysfails" in head and "musiconly" not in head
+    row = next(line for line in table.splitlines() if line.startswith("| gain"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    columns = [c.strip() for c in head.strip("|").split("|")]
+    values = dict(zip(columns, cells))
+    assert values["items"] == "5" and values["failed"] == "10", row
+    assert values[next(c for c in columns if c.startswith("alwaysfails"))] == "- (n=0, 10 failed)", row

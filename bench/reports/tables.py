@@ -51,9 +51,13 @@ def task_tables(frame: pd.DataFrame) -> list[tuple[str, list[str], list[list[str
     """
     out = []
     for task, part in frame.groupby("task", sort=False):
-        # a metric that applies to no item of this task (WER on music) gets no column; rows with no value go too
-        scored = part.groupby("metric").n.max()
-        part = part[part.metric.map(scored) > 0]
+        # a metric that applies to no item of this task (WER on music: n=0, its items skipped) gets no column; one
+        # that failed on every item it applies to (n=0, failures, none skipped) keeps it. Rows with no value go too.
+        by_metric = part.groupby("metric")
+        kept = (by_metric.n.max() > 0) | ((by_metric.n_failed.max() > 0) & (by_metric.n_skipped.max() == 0))
+        # `failed` counts every recorded failure of the row, a dropped metric's too (as failures.csv lists them)
+        row_failed = part.groupby("fingerprint").n_failed.max()
+        part = part[part.metric.map(kept)]
         part = part[part.groupby("fingerprint").n.transform("max") > 0]
         if part.empty:
             continue
@@ -74,8 +78,11 @@ def task_tables(frame: pd.DataFrame) -> list[tuple[str, list[str], list[list[str
                     cells.append("")
                     continue
                 r = values[m]
+                if int(r.n) == 0 and int(r.n_failed) > 0:
+                    cells.append(f"{cell_text(r)} (n=0, {int(r.n_failed)} failed)")
+                    continue
                 cells.append(cell_text(r) + (f" (n={int(r.n)})" if int(r.n) != n else ""))
-            failed = int(rows.n_failed.max())
+            failed = int(row_failed[fp])
             rows_text.append([_row_label(first), kbps] + cells + [str(n), str(failed)])
         out.append((f"{task} ({part.domain.iloc[0]})", head, rows_text))
     return out
