@@ -356,3 +356,27 @@ def test_a_signalled_run_stops_cleanly_and_keeps_what_it_finished(signame, tmp_p
         store.close()
     # two outputs on disk mean the first item was recorded (jobs=1 takes items in turn)
     assert 1 <= int(match.group(1)) <= len(coded) < 40
+
+
+def test_an_unknown_metric_option_gets_one_line_naming_the_metric_the_option_and_its_options(tmp_path, capsys):
+    # once a TypeError traceback ("PESQ.__init__() got an unexpected keyword argument 'foo'"), where a codec's
+    # unknown option got one line
+    import bench
+
+    with pytest.raises(ValueError, match=r"metric 'pesq' has no option 'foo'; accepted options: band\.$"):
+        bench.load_metric("pesq:foo=1")
+    with pytest.raises(ValueError, match=r"metric 'stoi' has no option 'bnd'; accepted options: extended\.$"):
+        bench.load_metric("stoi", bnd="nb")
+    with pytest.raises(ValueError, match=r"metric 'warpq' has no option 'x'; accepted options: \(none\)\.$"):
+        bench.load_metric("warpq:x=2")
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(clips / "a.wav", 0.1 * np.sin(np.arange(16000) * 0.05).astype(np.float32), 16000)
+    code, _, err = _cli(["run", "--codec", "identity", "--task", f"files:{clips}", "--metric", "pesq:foo=1",
+                         "--out", str(tmp_path / "ws"), "--jobs", "1", "--no-report"], capsys)
+    assert code == 2
+    line = _one_error_line(err)
+    assert line.startswith("bench: error:") and "metric 'pesq' has no option 'foo'; accepted options: band." in line
