@@ -326,12 +326,18 @@ def accepted_options(cls: type) -> list[str]:
     return [p for p in params if p not in ("self", "args", "kwargs")]
 
 
-def check_options(cls: type, options: dict[str, Any]) -> None:
-    """Raise a CodecError naming the accepted options when one is unknown."""
+def unknown_options(cls: type, options: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """(options `cls.__init__` does not take, the ones it does); none unknown for a class taking **options
+    (it checks its own). Codecs and metrics both answer an unknown one with this in one line."""
     accepted = accepted_options(cls)
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
-    unknown = [k for k in options if k not in accepted]
-    if unknown and not takes_any:
+    return ([] if takes_any else [k for k in options if k not in accepted]), accepted
+
+
+def check_options(cls: type, options: dict[str, Any]) -> None:
+    """Raise a CodecError naming the accepted options when one is unknown."""
+    unknown, accepted = unknown_options(cls, options)
+    if unknown:
         raise CodecError(
             f"codec {cls.name!r} has no option {', '.join(map(repr, unknown))}; "
             f"accepted options: {', '.join(accepted) or '(none)'}, plus bitrate=KBPS."

@@ -41,20 +41,14 @@ METRICS.register("probe", "bench.metrics.probe:Probe", sample_rate=None, higher_
 
 def load_metric(name: str, **options: Any):
     """Build a metric by name; options may ride in the name: "mel:sample_rate=44100"."""
-    import inspect
-
-    from bench.codecs.base import accepted_options
+    from bench.codecs.base import unknown_options
     from bench.metrics.base import MetricError
 
     base, spec_options = parse_spec(name)
     cls = METRICS.get(base)
     options = {**spec_options, **options}
-    # as codecs (bench.codecs.base.check_options): an unknown option is one line naming what the metric takes;
-    # a class taking **options checks them itself
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
-    accepted = accepted_options(cls)
-    unknown = [k for k in options if k not in accepted]
-    if unknown and not takes_any:
+    unknown, accepted = unknown_options(cls, options)  # one line, as for codecs; **options classes check their own
+    if unknown:
         raise MetricError(f"metric {base!r} has no option {', '.join(map(repr, unknown))}; "
                           f"accepted options: {', '.join(accepted) or '(none)'}.")
     return cls(**options)
