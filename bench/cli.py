@@ -452,7 +452,7 @@ def _workspace_summary(out: str) -> dict:
 def cmd_export(args) -> int:
     import json
 
-    text = json.dumps(_workspace_summary(args.out), indent=1)
+    text = json.dumps(_workspace_summary(args.out), indent=1, allow_nan=False)  # NaN is not JSON: fail, never write it
     if args.output == "-":
         print(text)
     else:
