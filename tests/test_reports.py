@@ -315,3 +315,29 @@ def test_a_metric_that_failed_on_every_item_keeps_its_column_and_its_failures(mo
     values = dict(zip(columns, cells))
     assert values["items"] == "5" and values["failed"] == "10", row
     assert values[next(c for c in columns if c.startswith("alwaysfails"))] == "- (n=0, 10 failed)", row
+
+
+def test_a_codec_that_failed_on_every_item_keeps_its_row(monkeypatch, tmp_path):
+    """A row with no value but recorded failures stays in its task's table, with the failures counted (as
+    failures.csv lists them); before, the codec vanished from the table."""
+    import soundfile as sf
+
+    from conftest import tone
+
+    fakes.install(monkeypatch)
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for i in range(3):
+        sf.write(clips / f"c{i}.wav", tone(0.5, 16000, 200 + 100 * i, seed=i), 16000)
+    res = bench.run(codecs=["gain:gain=0.5", "gain:gain=0.9,fail_on=10"], tasks=[f"files:{clips}"], metrics=["l1"],
+                    out=tmp_path / "ws", jobs=1)
+    paths = write_report(res.store, tmp_path / "ws" / "report", html=False)
+    failures = pd.read_csv(paths["failures"])
+    broken = [fp for fp, label, _ in res.store.codec_rows() if "fail_on=10" in label]
+    assert (failures.fingerprint == broken[0]).sum() == 3  # the reference: every item failed in the codec
+    table = paths["markdown"].read_text().split("## Per task", 1)[1].split("\n## ", 1)[0]
+    head = next(line for line in table.splitlines() if line.startswith("| codec"))
+    columns = [c.strip() for c in head.strip("|").split("|")]
+    row = next(line for line in table.splitlines() if "fail_on=10" in line)
+    values = dict(zip(columns, [c.strip() for c in row.strip("|").split("|")]))
+    assert values["failed"] == "3" and values["items"] == "0", row

@@ -52,13 +52,15 @@ def task_tables(frame: pd.DataFrame) -> list[tuple[str, list[str], list[list[str
     out = []
     for task, part in frame.groupby("task", sort=False):
         # a metric that applies to no item of this task (WER on music: n=0, its items skipped) gets no column; one
-        # that failed on every item it applies to (n=0, failures, none skipped) keeps it. Rows with no value go too.
+        # that failed on every item it applies to (n=0, failures, none skipped) keeps it.
         by_metric = part.groupby("metric")
         kept = (by_metric.n.max() > 0) | ((by_metric.n_failed.max() > 0) & (by_metric.n_skipped.max() == 0))
         # `failed` counts every recorded failure of the row, a dropped metric's too (as failures.csv lists them)
         row_failed = part.groupby("fingerprint").n_failed.max()
         part = part[part.metric.map(kept)]
-        part = part[part.groupby("fingerprint").n.transform("max") > 0]
+        # a row with no value but recorded failures (a codec that failed on every item) stays, showing them
+        rows_of = part.groupby("fingerprint")
+        part = part[(rows_of.n.transform("max") > 0) | (rows_of.n_failed.transform("max") > 0)]
         if part.empty:
             continue
         metrics = list(dict.fromkeys(part.metric))
