@@ -403,12 +403,12 @@ class ResultStore:
             return None
 
     def encode_row(self, fingerprint: str, task: str, item: str) -> dict[str, Any] | None:
-        row = self.db.execute(
-            "SELECT * FROM encodes WHERE fingerprint=? AND task=? AND item=?", (fingerprint, task, item)).fetchone()
+        cur = self.db.execute("SELECT * FROM encodes WHERE fingerprint=? AND task=? AND item=?",
+                              (fingerprint, task, item))
+        row = cur.fetchone()
         if row is None:
             return None
-        names = [c[0] for c in self.db.execute("SELECT * FROM encodes LIMIT 0").description]
-        out = dict(zip(names, row))
+        out = dict(zip([c[0] for c in cur.description], row))
         for key in ("fingerprint", "task", "item"):
             out.pop(key, None)
         return out

@@ -421,14 +421,17 @@ def test_files_renamed_into_place_get_the_umask_mode_not_0600(tmp_path):
     import os
     import stat
 
+    from bench import fsutil
     from bench.reports import atomic
 
     old = os.umask(0o022)
+    fsutil._umask.cache_clear()  # read once per process: read it again under this umask
     try:
         report = atomic.write_text(tmp_path / "report.md", "x")
         cache = tmp_path / "ws" / "cache" / "a.npz"
         ResultStore.save_output(cache, np.zeros((1, 16), np.float32), None, 16000, 1.0)
     finally:
         os.umask(old)
+        fsutil._umask.cache_clear()
     for path in (report, cache):  # what a colleague or a web server reading bench-out/ needs
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, (path, oct(path.stat().st_mode))
